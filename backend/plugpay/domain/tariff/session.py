@@ -1,0 +1,82 @@
+"""What the pricing engine reads about a session: a sequence of :class:`Sample`.
+
+A sample is a meter reading or a status change at one instant. The time
+between two consecutive samples is a period:
+
+* its energy is the rise of the energy register between them;
+* its state (charging or not, power, current) is the one the *earlier*
+  sample reported, held until the next sample: a status change at 12:15 to
+  "not charging" makes everything after 12:15 parking time.
+
+The last sample ends the session (or the part of it seen so far). Energy is the
+meter's register, absolute, integer Wh; the first sample is the baseline. A
+register lower than the highest one seen adds no energy (a glitch or a meter
+reset never makes a driver pay twice), and pricing resumes once it climbs past
+that highest value.
+
+When ``power_w`` is missing on a charging sample, the period's average power
+(energy / time) stands in for power restrictions; when ``current_a`` is
+missing, current restrictions do not match (the engine will not guess a
+voltage). A sample that is not charging counts as 0 W and 0 A unless it says
+otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from plugpay.domain.tariff.errors import SessionTraceError
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One instant of a session: timezone-aware ``at``, register ``energy_wh``, status."""
+
+    at: datetime
+    energy_wh: int
+    charging: bool = True
+    power_w: int | None = None
+    current_a: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTrace:
+    """A whole session: when it started and its samples in time order."""
+
+    samples: tuple[Sample, ...]
+    started_at: datetime | None = None
+
+    @classmethod
+    def of(cls, samples: Iterable[Sample], started_at: datetime | None = None) -> SessionTrace:
+        return cls(tuple(samples), started_at)
+
+
+def resolve_tz(tz: tzinfo | str) -> tzinfo:
+    """A tzinfo from an IANA name ("Europe/Berlin") or an existing tzinfo."""
+    if isinstance(tz, str):
+        try:
+            return ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SessionTraceError(f"unknown time zone {tz!r}") from None
+    return tz
+
+
+def as_utc(moment: datetime, what: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise SessionTraceError(f"{what} must be timezone-aware, got {moment.isoformat()}")
+    return moment.astimezone(UTC)
+
+
+def check_sample(sample: Sample) -> None:
+    if isinstance(sample.energy_wh, bool) or not isinstance(sample.energy_wh, int):
+        raise SessionTraceError(f"energy_wh must be an integer of Wh, got {sample.energy_wh!r}")
+    if sample.power_w is not None and (
+        isinstance(sample.power_w, bool) or not isinstance(sample.power_w, int)
+    ):
+        raise SessionTraceError(f"power_w must be an integer of W, got {sample.power_w!r}")
+    if sample.current_a is not None and not isinstance(sample.current_a, Decimal | int):
+        raise SessionTraceError(f"current_a must be a Decimal, got {sample.current_a!r}")
