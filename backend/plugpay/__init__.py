@@ -1,0 +1,1 @@
+"""plugpay: pay-to-charge for electric vehicles."""

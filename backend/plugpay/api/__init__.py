@@ -1,0 +1,1 @@
+"""JSON endpoints under /api/ and the operational endpoints."""

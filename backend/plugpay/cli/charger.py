@@ -1,0 +1,108 @@
+"""``plugpay charger add`` and ``plugpay charger list``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TypeVar
+
+from plugpay.config import load_settings
+from plugpay.services.ports import ChargerView
+
+if TYPE_CHECKING:
+    from plugpay.app import Runtime
+
+T = TypeVar("T")
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("charger", help="register and list chargers")
+    sub = parser.add_subparsers(dest="charger_command", required=True, metavar="ACTION")
+    add = sub.add_parser("add", help="register a charger and its connectors")
+    add.add_argument("id")
+    add.add_argument("--password", required=True, help="16-40 characters (OCPP Basic auth)")
+    add.add_argument("--connectors", type=int, default=1)
+    add.add_argument("--tariff", default=None, help="tariff id for its connectors")
+    add.add_argument("--site", default=None)
+    add.add_argument("--time-zone", default="UTC", help="the site's time zone (for new sites)")
+    add.set_defaults(run=run_add)
+    listing = sub.add_parser("list", help="chargers with connection state and connector status")
+    listing.set_defaults(run=run_list)
+
+
+async def _with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:
+    from plugpay.app import build_runtime
+    from plugpay.store.migrate import upgrade_async
+
+    settings = load_settings()
+    if settings.database_url.startswith("sqlite"):
+        await upgrade_async(settings.database_url)
+    runtime = build_runtime(settings)
+    try:
+        return await action(runtime)
+    finally:
+        await runtime.close()
+
+
+def run_add(args: argparse.Namespace) -> int:
+    async def action(runtime: Runtime) -> None:
+        await runtime.services.chargers.add_charger(
+            args.id, args.password, args.connectors, args.site, args.time_zone
+        )
+
+    asyncio.run(_with_runtime(action))
+    print(f"charger {args.id} added with {args.connectors} connector(s)")
+    return 0
+
+
+def _ago(at: datetime | None) -> str:
+    if at is None:
+        return "never"
+    seconds = int((datetime.now(UTC) - at).total_seconds())
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def format_table(views: list[ChargerView]) -> str:
+    if not views:
+        return "no chargers registered (add one with: plugpay charger add ID --password PW)"
+    header = ("CHARGER", "STATE", "OCPP", "LAST HEARTBEAT", "FIRMWARE", "CONNECTORS")
+    rows = [header]
+    for v in views:
+        connectors = ", ".join(
+            f"{c.connector_id}:{c.status}" + (f"({c.error_code})" if c.error_code else "")
+            for c in v.connectors
+        )
+        firmware = v.firmware_version or "-"
+        if v.firmware_status:
+            firmware += f" [{v.firmware_status}]"
+        state = "connected" if v.connected else "offline"
+        if v.connected and v.boot_status:
+            state += f"/{v.boot_status.lower()}"
+        rows.append(
+            (
+                v.id,
+                state,
+                v.ocpp_version or "-",
+                _ago(v.last_heartbeat_at),
+                firmware,
+                connectors or "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in rows
+    )
+
+
+def run_list(args: argparse.Namespace) -> int:
+    async def action(runtime: Runtime) -> list[ChargerView]:
+        return await runtime.services.chargers.list_chargers()
+
+    print(format_table(asyncio.run(_with_runtime(action))))
+    return 0

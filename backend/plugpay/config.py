@@ -1,0 +1,202 @@
+"""Settings, read once from the environment.
+
+A missing or malformed setting stops start-up with one line that names the
+variable (``ConfigError``). ``.env`` is read only in development, and values
+already in the environment win over it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class OidcProvider:
+    name: str
+    issuer: str
+    client_id: str
+    client_secret: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite+aiosqlite:///./plugpay.db"
+    redis_url: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+    payments: str = "demo"
+    stripe_secret_key: str | None = None
+    stripe_publishable_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None
+    oidc_providers: tuple[OidcProvider, ...] = ()
+    vapid_private_key: str | None = None
+    vapid_subject: str = "mailto:operator@example.invalid"
+    default_hold: Decimal = Decimal("50.00")
+    production: bool = False
+    ocpp_call_timeout: float = 30.0
+    heartbeat_interval: int = 300
+    start_timeout: float = 90.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # never print secrets
+        return (
+            f"Settings(database_url={_redact_url(self.database_url)!r}, payments={self.payments!r})"
+        )
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a minimal KEY=VALUE file (comments and blank lines ignored)."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def load_settings(
+    environ: dict[str, str] | None = None, *, dotenv: Path | None = Path(".env")
+) -> Settings:
+    """Read every ``PLUGPAY_*`` variable once and validate it."""
+    env = dict(os.environ if environ is None else environ)
+    production = env.get("PLUGPAY_ENV", "development").lower() == "production"
+    if dotenv is not None and not production:
+        for key, value in read_dotenv(dotenv).items():
+            env.setdefault(key, value)
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        return value if value not in (None, "") else None
+
+    database_url = get("PLUGPAY_DATABASE_URL") or "sqlite+aiosqlite:///./plugpay.db"
+    if not (
+        database_url.startswith("sqlite+aiosqlite://")
+        or database_url.startswith("postgresql+asyncpg://")
+    ):
+        raise ConfigError(
+            "PLUGPAY_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+        )
+    redis_url = get("PLUGPAY_REDIS_URL")
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("PLUGPAY_REDIS_URL must be a redis:// or rediss:// URL")
+    public_url = (get("PLUGPAY_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
+    parts = urlsplit(public_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError("PLUGPAY_PUBLIC_URL must be an absolute http(s) URL")
+
+    secret_key = get("PLUGPAY_SECRET_KEY")
+    if secret_key is None:
+        if production:
+            raise ConfigError("PLUGPAY_SECRET_KEY is required in production")
+        secret_key = _dev_secret(env)
+    elif len(secret_key) < 32:
+        raise ConfigError("PLUGPAY_SECRET_KEY must be at least 32 characters")
+
+    stripe_secret = get("PLUGPAY_STRIPE_SECRET_KEY")
+    payments = get("PLUGPAY_PAYMENTS") or ("stripe" if stripe_secret else "demo")
+    if payments not in ("demo", "stripe"):
+        raise ConfigError("PLUGPAY_PAYMENTS must be 'demo' or 'stripe'")
+    if payments == "stripe":
+        for name in ("PLUGPAY_STRIPE_SECRET_KEY", "PLUGPAY_STRIPE_PUBLISHABLE_KEY"):
+            if not get(name):
+                raise ConfigError(f"{name} is required when PLUGPAY_PAYMENTS=stripe")
+        if production and not get("PLUGPAY_STRIPE_WEBHOOK_SECRET"):
+            raise ConfigError("PLUGPAY_STRIPE_WEBHOOK_SECRET is required in production")
+
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        public_url=public_url,
+        secret_key=secret_key,
+        payments=payments,
+        stripe_secret_key=stripe_secret,
+        stripe_publishable_key=get("PLUGPAY_STRIPE_PUBLISHABLE_KEY"),
+        stripe_webhook_secret=get("PLUGPAY_STRIPE_WEBHOOK_SECRET"),
+        stripe_api_base=get("PLUGPAY_STRIPE_API_BASE"),
+        oidc_providers=_oidc_providers(get("PLUGPAY_OIDC_PROVIDERS")),
+        vapid_private_key=get("PLUGPAY_VAPID_PRIVATE_KEY"),
+        vapid_subject=get("PLUGPAY_VAPID_SUBJECT") or "mailto:operator@example.invalid",
+        default_hold=_decimal("PLUGPAY_DEFAULT_HOLD", get("PLUGPAY_DEFAULT_HOLD") or "50.00"),
+        production=production,
+        ocpp_call_timeout=float(
+            _decimal("PLUGPAY_OCPP_CALL_TIMEOUT", get("PLUGPAY_OCPP_CALL_TIMEOUT") or "30")
+        ),
+        heartbeat_interval=int(
+            _decimal("PLUGPAY_HEARTBEAT_INTERVAL", get("PLUGPAY_HEARTBEAT_INTERVAL") or "300")
+        ),
+        start_timeout=float(
+            _decimal("PLUGPAY_START_TIMEOUT", get("PLUGPAY_START_TIMEOUT") or "90")
+        ),
+    )
+
+
+def _decimal(name: str, raw: str) -> Decimal:
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {raw!r}")
+    return value
+
+
+def _oidc_providers(raw: str | None) -> tuple[OidcProvider, ...]:
+    if raw is None:
+        return ()
+    try:
+        items = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ConfigError("PLUGPAY_OIDC_PROVIDERS must be a JSON list") from None
+    if not isinstance(items, list):
+        raise ConfigError("PLUGPAY_OIDC_PROVIDERS must be a JSON list")
+    providers = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ConfigError(f"PLUGPAY_OIDC_PROVIDERS[{index}] must be an object")
+        missing = [k for k in ("name", "issuer", "client_id", "client_secret") if not item.get(k)]
+        if missing:
+            raise ConfigError(f"PLUGPAY_OIDC_PROVIDERS[{index}] lacks {', '.join(missing)}")
+        providers.append(
+            OidcProvider(
+                str(item["name"]),
+                str(item["issuer"]).rstrip("/"),
+                str(item["client_id"]),
+                str(item["client_secret"]),
+            )
+        )
+    return tuple(providers)
+
+
+def _dev_secret(env: dict[str, str]) -> str:
+    """Generate a secret on first run in development and keep it beside the database."""
+    path = Path(env.get("PLUGPAY_SECRET_FILE", ".plugpay-secret"))
+    if path.is_file():
+        value = path.read_text(encoding="utf-8").strip()
+        if len(value) >= 32:
+            return value
+    value = secrets.token_urlsafe(48)
+    path.write_text(value + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return value

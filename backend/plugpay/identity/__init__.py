@@ -1,0 +1,1 @@
+"""Identity: charger credentials, guest tokens, OIDC login, operator roles."""

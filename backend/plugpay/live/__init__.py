@@ -1,0 +1,1 @@
+"""Publish/subscribe for live sessions: in-process, or Redis across instances."""

@@ -1,0 +1,1 @@
+"""Charger gateway: the OCPP WebSocket endpoint, per-version handlers, live connections."""

@@ -1,0 +1,187 @@
+"""One live charger connection: reads frames, answers CALLs, sends our CALLs.
+
+Inbound CALLs are handled one at a time, in order, as OCPP-J requires of the
+charger anyway; answers to our own CALLs are matched by message id. Every
+frame in either direction goes to the message log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from plugpay.domain.errors import CommandFailed, CommandTimeout, InvalidInput, PlugpayError
+from plugpay.ocpp import framing, schemas
+from plugpay.ocpp.framing import Call, CallResult, FrameError
+from plugpay.ocpp.meter import MeterValueError
+from plugpay.ocpp.metrics import CALL_ERRORS, HANDLER_SECONDS, MESSAGES
+from plugpay.services.ports import LoggedMessage, MessageLog
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[["ChargerConnection", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class ChargerConnection:
+    def __init__(
+        self,
+        charger_id: str,
+        version: str,
+        send_text: Callable[[str], Awaitable[None]],
+        handlers: dict[str, Handler],
+        message_log: MessageLog,
+        services: Any,
+        call_timeout: float = 30.0,
+    ) -> None:
+        self.charger_id = charger_id
+        self.version = version
+        self._send_text = send_text
+        self._handlers = handlers
+        self._log = message_log
+        self.services = services
+        self.call_timeout = call_timeout
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._call_lock = asyncio.Lock()
+        self.closed = False
+        self.close_hook: Callable[[], Awaitable[None]] | None = None
+
+    def _record(
+        self,
+        direction: str,
+        frame: str,
+        message_type: int | None,
+        unique_id: str | None,
+        action: str | None,
+    ) -> None:
+        self._log.append(
+            LoggedMessage(
+                self.charger_id,
+                direction,
+                message_type,
+                unique_id,
+                action,
+                frame,
+                datetime.now(UTC),
+            )
+        )
+
+    async def _send(
+        self, frame: str, message_type: int, unique_id: str, action: str | None
+    ) -> None:
+        self._record("out", frame, message_type, unique_id, action)
+        await self._send_text(frame)
+
+    # -- inbound ------------------------------------------------------------
+    async def receive(self, text: str) -> None:
+        """Handle one frame from the charger."""
+        try:
+            frame = framing.parse_frame(text)
+        except FrameError as exc:
+            self._record("in", text, None, exc.unique_id, None)
+            await self._reply_error(exc, None)
+            return
+        if isinstance(frame, Call):
+            self._record("in", text, framing.CALL, frame.unique_id, frame.action)
+            await self._on_call(frame)
+        elif isinstance(frame, CallResult):
+            self._record("in", text, framing.CALLRESULT, frame.unique_id, None)
+            waiter = self._pending.pop(frame.unique_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(frame.payload)
+        else:
+            self._record("in", text, framing.CALLERROR, frame.unique_id, None)
+            CALL_ERRORS.labels("in", frame.code).inc()
+            waiter = self._pending.pop(frame.unique_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(CommandFailed(frame.code, frame.description, frame.details))
+
+    async def _on_call(self, call: Call) -> None:
+        started = time.perf_counter()
+        try:
+            schemas.validate(self.version, call.action, call.payload, call.unique_id)
+            handler = self._handlers.get(call.action)
+            if handler is None:
+                raise FrameError(
+                    "not_supported",
+                    f"{call.action} is not supported by this server",
+                    call.unique_id,
+                )
+            response = await handler(self, call.payload)
+            schemas.validate(self.version, call.action, response, call.unique_id, response=True)
+        except FrameError as exc:
+            exc.unique_id = call.unique_id
+            await self._reply_error(exc, call.action)
+            return
+        except (MeterValueError, InvalidInput) as exc:
+            await self._reply_error(FrameError("property", str(exc), call.unique_id), call.action)
+            return
+        except PlugpayError as exc:
+            await self._reply_error(FrameError("generic", str(exc), call.unique_id), call.action)
+            return
+        except Exception:
+            log.exception("handler for %s from %s failed", call.action, self.charger_id)
+            await self._reply_error(
+                FrameError("internal", "Internal error", call.unique_id), call.action
+            )
+            return
+        HANDLER_SECONDS.labels(call.action).observe(time.perf_counter() - started)
+        MESSAGES.labels(self.version, call.action, "ok").inc()
+        await self._send(
+            framing.result_frame(call.unique_id, response),
+            framing.CALLRESULT,
+            call.unique_id,
+            call.action,
+        )
+
+    async def _reply_error(self, exc: FrameError, action: str | None) -> None:
+        code = framing.error_code(self.version, exc.kind)
+        CALL_ERRORS.labels("out", code).inc()
+        MESSAGES.labels(self.version, action or "-", "error").inc()
+        await self._send(
+            framing.error_frame(exc.unique_id, code, exc.description),
+            framing.CALLERROR,
+            exc.unique_id,
+            action,
+        )
+
+    # -- outbound -----------------------------------------------------------
+    async def call(
+        self, action: str, payload: dict[str, Any], timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send a CALL and return the charger's answer (validated against the schema)."""
+        try:
+            schemas.validate(self.version, action, payload, "-")
+        except FrameError as exc:
+            raise InvalidInput(f"{action} for OCPP {self.version}: {exc.description}") from None
+        async with self._call_lock:  # OCPP-J: one CALL in flight per direction
+            unique_id = str(uuid.uuid4())
+            waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self._pending[unique_id] = waiter
+            try:
+                await self._send(
+                    framing.call_frame(unique_id, action, payload), framing.CALL, unique_id, action
+                )
+                result = await asyncio.wait_for(waiter, timeout or self.call_timeout)
+            except TimeoutError:
+                raise CommandTimeout(f"{self.charger_id} did not answer {action} in time") from None
+            finally:
+                self._pending.pop(unique_id, None)
+        try:
+            schemas.validate(self.version, action, result, unique_id, response=True)
+        except FrameError as exc:
+            raise CommandFailed(
+                "FormationViolation", f"invalid {action} response: {exc.description}"
+            ) from None
+        return result
+
+    def fail_pending(self, reason: str) -> None:
+        for waiter in self._pending.values():
+            if not waiter.done():
+                waiter.set_exception(CommandFailed("ConnectionLost", reason))
+        self._pending.clear()
+        self.closed = True

@@ -1,0 +1,153 @@
+"""The OCPP WebSocket endpoint ``/ocpp/{charger_id}`` as a raw ASGI handler.
+
+Raw ASGI keeps the per-frame cost to the minimum and lets the handshake be
+refused with a real HTTP status (401 wrong credentials, 404 unknown charger,
+400 no common sub-protocol) through the ASGI WebSocket Denial Response
+extension; servers without it close with 403 instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+from plugpay.ocpp import handlers16, handlers201
+from plugpay.ocpp.connection import ChargerConnection, Handler
+from plugpay.ocpp.metrics import HANDSHAKES
+from plugpay.ocpp.registry import ConnectionRegistry
+from plugpay.services.ports import MessageLog
+
+log = logging.getLogger(__name__)
+
+SUBPROTOCOLS: dict[str, tuple[str, dict[str, Handler]]] = {
+    "ocpp1.6": ("1.6", handlers16.HANDLERS),
+    "ocpp2.0.1": ("2.0.1", handlers201.HANDLERS),
+}
+
+ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+def basic_credentials(headers: list[tuple[bytes, bytes]]) -> tuple[str, str] | None:
+    for name, value in headers:
+        if name.lower() == b"authorization":
+            scheme, _, encoded = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "basic":
+                return None
+            try:
+                decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            username, sep, password = decoded.partition(":")
+            return (username, password) if sep else None
+    return None
+
+
+def pick_subprotocol(offered: list[str]) -> str | None:
+    for name in offered:
+        if name in SUBPROTOCOLS:
+            return name
+    return None
+
+
+async def _deny(scope: dict[str, Any], send: Any, status: int, reason: str) -> None:
+    HANDSHAKES.labels(str(status)).inc()
+    if "websocket.http.response" in scope.get("extensions", {}):
+        headers = [(b"content-type", b"text/plain; charset=utf-8")]
+        if status == 401:
+            headers.append((b"www-authenticate", b'Basic realm="plugpay OCPP"'))
+        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": reason.encode()})
+    else:
+        await send({"type": "websocket.close", "code": 1008, "reason": reason})
+
+
+def make_ocpp_endpoint(
+    services: Any, registry: ConnectionRegistry, message_log: MessageLog, call_timeout: float
+) -> ASGIApp:
+    async def endpoint(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 426,
+                    "headers": [(b"content-type", b"text/plain"), (b"upgrade", b"websocket")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"OCPP needs a WebSocket upgrade"})
+            return
+        charger_id = unquote(scope["path"].rstrip("/").rsplit("/", 1)[-1])
+        if (await receive())["type"] != "websocket.connect":
+            return
+        subprotocol = pick_subprotocol(list(scope.get("subprotocols") or []))
+        if subprotocol is None:
+            await _deny(scope, send, 400, "no supported OCPP sub-protocol (ocpp1.6, ocpp2.0.1)")
+            return
+        credentials = basic_credentials(scope.get("headers", []))
+        if credentials is not None and credentials[0] != charger_id:
+            await _deny(scope, send, 401, "username differs from the charger id")
+            return
+        outcome = await services.chargers.authenticate(
+            charger_id, credentials[1] if credentials else None
+        )
+        if outcome == "unknown":
+            await _deny(scope, send, 404, "unknown charger")
+            return
+        if outcome != "ok":
+            await _deny(scope, send, 401, "wrong or missing password")
+            return
+        version, handlers = SUBPROTOCOLS[subprotocol]
+        await send({"type": "websocket.accept", "subprotocol": subprotocol})
+        HANDSHAKES.labels("accepted").inc()
+
+        async def send_text(text: str) -> None:
+            await send({"type": "websocket.send", "text": text})
+
+        conn = ChargerConnection(
+            charger_id, version, send_text, handlers, message_log, services, call_timeout
+        )
+
+        async def close() -> None:
+            await send(
+                {"type": "websocket.close", "code": 1000, "reason": "replaced by a new connection"}
+            )
+
+        conn.close_hook = close
+        old = registry.add(conn)
+        if old is not None and old.close_hook is not None:
+            old.fail_pending("replaced by a new connection")
+            try:
+                await old.close_hook()
+            except Exception:  # the old socket may already be gone
+                log.debug("closing replaced connection of %s failed", charger_id)
+        await services.chargers.connected(charger_id, version, datetime.now(UTC))
+        try:
+            while True:
+                message = await receive()
+                kind = message["type"]
+                if kind == "websocket.receive":
+                    text = message.get("text")
+                    if text is None:
+                        data = message.get("bytes") or b""
+                        text = data.decode("utf-8", errors="replace")
+                    await conn.receive(text)
+                elif kind == "websocket.disconnect":
+                    break
+        except (asyncio.CancelledError, OSError):
+            pass
+        finally:
+            conn.fail_pending("connection closed")
+            if registry.remove(conn):
+                try:
+                    await asyncio.shield(
+                        services.chargers.disconnected(charger_id, datetime.now(UTC))
+                    )
+                except Exception:
+                    log.exception("could not record the disconnect of %s", charger_id)
+
+    return endpoint

@@ -1,0 +1,1 @@
+"""Payments: Stripe gateway, demo gateway, webhook intake."""

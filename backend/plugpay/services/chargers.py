@@ -1,0 +1,107 @@
+"""Use cases around the chargers themselves: registration, authentication, boot, status."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from plugpay.domain.errors import InvalidInput
+from plugpay.services.ports import (
+    BootInfo,
+    ChargerStore,
+    ChargerView,
+    NewCharger,
+    PasswordHasher,
+)
+
+# OCPP identities travel in a URL path: printable, no separators.
+_CHARGER_ID = re.compile(r"^[A-Za-z0-9._:\-*+=@|]{1,48}$")
+
+
+def check_charger_id(charger_id: str) -> str:
+    if not _CHARGER_ID.match(charger_id):
+        raise InvalidInput(
+            "charger id must be 1-48 characters of letters, digits and . _ - : * + = @ |"
+        )
+    return charger_id
+
+
+@dataclass
+class ChargerService:
+    store: ChargerStore
+    hasher: PasswordHasher
+    heartbeat_interval: int = 300
+
+    async def add_charger(
+        self,
+        charger_id: str,
+        password: str,
+        connectors: int = 1,
+        site: str | None = None,
+        time_zone: str = "UTC",
+    ) -> None:
+        """Register a charger and its connectors. The password is stored only as a slow hash."""
+        check_charger_id(charger_id)
+        # OCPP 1.6 security whitepaper: AuthorizationKey is 16..40 bytes; 2.0.1
+        # allows 16..40 too. Shorter keys are refused rather than weakly hashed.
+        if not 16 <= len(password) <= 40:
+            raise InvalidInput("password must be 16 to 40 characters (OCPP BasicAuthPassword)")
+        if not 1 <= connectors <= 32:
+            raise InvalidInput("connectors must be between 1 and 32")
+        await self.store.add(
+            NewCharger(charger_id, self.hasher.hash(password), connectors, site, time_zone)
+        )
+
+    async def authenticate(self, charger_id: str, password: str | None) -> str:
+        """'ok', 'unknown' (no such charger) or 'denied' (wrong or missing password)."""
+        password_hash = await self.store.password_hash(charger_id)
+        if password_hash is None:
+            return "unknown"
+        if password is None or not await self.hasher.verify(password_hash, password):
+            return "denied"
+        return "ok"
+
+    async def list_chargers(self) -> list[ChargerView]:
+        return await self.store.list_chargers()
+
+    async def connected(self, charger_id: str, version: str, at: datetime) -> None:
+        await self.store.set_connected(charger_id, version, at)
+
+    async def disconnected(self, charger_id: str, at: datetime) -> None:
+        await self.store.set_disconnected(charger_id, at)
+
+    async def boot(self, charger_id: str, info: BootInfo, at: datetime) -> tuple[str, int]:
+        """Record a BootNotification; answer (status, heartbeat interval)."""
+        await self.store.record_boot(charger_id, info, "Accepted", at)
+        return "Accepted", self.heartbeat_interval
+
+    async def heartbeat(self, charger_id: str, at: datetime) -> None:
+        self.store.record_heartbeat(charger_id, at)
+        await self.store.flush()
+
+    async def status(
+        self, charger_id: str, connector_id: int, status: str, error_code: str | None, at: datetime
+    ) -> None:
+        await self.store.record_status(charger_id, connector_id, status, error_code, at)
+
+    async def firmware_status(self, charger_id: str, status: str, at: datetime) -> None:
+        await self.store.record_firmware_status(charger_id, status, at)
+
+    async def authorize(self, id_tag: str) -> str:
+        """Accepted / Blocked / Expired / Invalid for an RFID tag or session token."""
+        return await self.store.id_tag_status(id_tag)
+
+    async def add_id_tag(
+        self, id_tag: str, status: str = "Accepted", note: str | None = None
+    ) -> None:
+        """Register an RFID card (or a session token) that Authorize accepts."""
+        if not 1 <= len(id_tag) <= 20:
+            raise InvalidInput("id tags are 1-20 characters (OCPP IdToken)")
+        if status not in ("Accepted", "Blocked"):
+            raise InvalidInput("id tag status must be Accepted or Blocked")
+        await self.store.add_id_tag(id_tag, status, note)
+
+    async def report(self, charger_id: str, kind: str, detail: dict[str, object]) -> None:
+        """Keep something a charger said for an operator to review."""
+        await self.store.add_review(charger_id, kind, dict(detail))

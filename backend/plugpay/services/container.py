@@ -1,0 +1,16 @@
+"""The set of services one server instance runs with (built in app.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from plugpay.services.chargers import ChargerService
+from plugpay.services.commands import CommandService
+from plugpay.services.transactions import TransactionService
+
+
+@dataclass
+class Services:
+    chargers: ChargerService
+    transactions: TransactionService
+    commands: CommandService

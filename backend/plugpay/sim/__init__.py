@@ -1,0 +1,1 @@
+"""The virtual charger behind ``plugpay sim``, the demo and the tests."""

@@ -1,0 +1,198 @@
+"""The database schema, as SQLAlchemy Core tables.
+
+Alembic migrations in ``migrations/versions`` create exactly these tables; a
+test compares the two so they cannot drift.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+# BIGINT on PostgreSQL, INTEGER (the rowid alias, so it autoincrements) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utc() -> DateTime:
+    return DateTime(timezone=True)
+
+
+sites = Table(
+    "sites",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("time_zone", String(64), nullable=False, default="UTC"),
+    Column("created_at", utc(), nullable=False),
+)
+
+chargers = Table(
+    "chargers",
+    metadata,
+    Column("id", String(48), primary_key=True),
+    Column("site_id", Integer, ForeignKey("sites.id"), nullable=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("connector_count", Integer, nullable=False),
+    Column("ocpp_version", String(16), nullable=True),
+    Column("vendor", String(50), nullable=True),
+    Column("model", String(50), nullable=True),
+    Column("serial_number", String(50), nullable=True),
+    Column("firmware_version", String(50), nullable=True),
+    Column("boot_status", String(16), nullable=True),
+    Column("firmware_status", String(40), nullable=True),
+    Column("connected", Boolean, nullable=False, default=False),
+    Column("connected_at", utc(), nullable=True),
+    Column("disconnected_at", utc(), nullable=True),
+    Column("last_boot_at", utc(), nullable=True),
+    Column("last_heartbeat_at", utc(), nullable=True),
+    Column("last_seen_at", utc(), nullable=True),
+    Column("created_at", utc(), nullable=False),
+)
+
+connectors = Table(
+    "connectors",
+    metadata,
+    Column("charger_id", String(48), ForeignKey("chargers.id"), primary_key=True),
+    Column("connector_id", Integer, primary_key=True),
+    Column("status", String(32), nullable=False, default="Unknown"),
+    Column("error_code", String(50), nullable=True),
+    Column("status_at", utc(), nullable=True),
+)
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charger_id", String(48), ForeignKey("chargers.id"), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    # 1.6: the integer we handed out, as text; 2.0.1: the charger's transactionId.
+    Column("ocpp_transaction_id", String(64), nullable=True),
+    # 1.6 StartTransaction identity (connector, idTag, timestamp, meterStart):
+    # a repeated StartTransaction finds its row through this key.
+    Column("start_key", String(200), nullable=True),
+    Column("id_tag", String(64), nullable=True),
+    Column("status", String(16), nullable=False),  # active | ended
+    Column("started_at", utc(), nullable=True),
+    Column("meter_start_wh", BigInteger, nullable=True),
+    Column("stopped_at", utc(), nullable=True),
+    Column("meter_stop_wh", BigInteger, nullable=True),
+    Column("stop_reason", String(40), nullable=True),
+    Column("stop_id_tag", String(64), nullable=True),
+    Column("last_energy_wh", BigInteger, nullable=True),
+    Column("last_reading_at", utc(), nullable=True),
+    Column("last_seq_no", Integer, nullable=True),
+    Column("offline", Boolean, nullable=False, default=False),
+    Column("needs_review", Boolean, nullable=False, default=False),
+    Column("review_reason", String(200), nullable=True),
+    Column("created_at", utc(), nullable=False),
+    Column("updated_at", utc(), nullable=False),
+    UniqueConstraint("charger_id", "ocpp_transaction_id"),
+    UniqueConstraint("charger_id", "start_key"),
+)
+
+meter_readings = Table(
+    "meter_readings",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("transaction_id", BigInteger, ForeignKey("transactions.id"), nullable=True),
+    Column("charger_id", String(48), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("at", utc(), nullable=False),
+    Column("energy_wh", BigInteger, nullable=True),
+    Column("power_w", BigInteger, nullable=True),
+    Column("current_ma", BigInteger, nullable=True),
+    Column("soc", Integer, nullable=True),
+    Column("context", String(32), nullable=True),
+    # "" when plausible; otherwise why the reading is kept but not priced.
+    Column("flag", String(32), nullable=False, default=""),
+    # A reading repeated by a retried message is stored once.
+    UniqueConstraint("transaction_id", "at"),
+)
+
+# One row per TransactionEvent (2.0.1) or Start/StopTransaction (1.6) applied:
+# a repeated message finds its row and gets the stored answer back.
+transaction_messages = Table(
+    "transaction_messages",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("transaction_id", BigInteger, ForeignKey("transactions.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # start | stop (1.6), event (2.0.1)
+    Column("event_type", String(16), nullable=True),  # Started | Updated | Ended
+    Column("seq_no", Integer, nullable=False),
+    Column("at", utc(), nullable=False),
+    Column("offline", Boolean, nullable=False, default=False),
+    Column("response", JSON, nullable=False),
+    Column("received_at", utc(), nullable=False),
+    UniqueConstraint("transaction_id", "kind", "seq_no"),
+)
+
+# RFID cards and the tokens of paid sessions: what Authorize answers.
+id_tags = Table(
+    "id_tags",
+    metadata,
+    Column("id_tag", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),  # Accepted | Blocked
+    Column("expires_at", utc(), nullable=True),
+    Column("note", String(200), nullable=True),
+    Column("created_at", utc(), nullable=False),
+)
+
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charger_id", String(48), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("created_at", utc(), nullable=False),
+    Column("resolved_at", utc(), nullable=True),
+)
+
+ocpp_messages = Table(
+    "ocpp_messages",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charger_id", String(48), nullable=False),
+    Column("direction", String(3), nullable=False),  # in | out
+    Column("message_type", Integer, nullable=True),
+    Column("unique_id", String(64), nullable=True),
+    Column("action", String(64), nullable=True),
+    Column("frame", Text, nullable=False),
+    Column("at", utc(), nullable=False),
+    Index("ix_ocpp_messages_charger_at", "charger_id", "at"),
+)
+
+__all__ = [
+    "chargers",
+    "connectors",
+    "id_tags",
+    "metadata",
+    "meter_readings",
+    "ocpp_messages",
+    "review_items",
+    "sites",
+    "transaction_messages",
+    "transactions",
+]

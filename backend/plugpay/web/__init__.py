@@ -1,0 +1,1 @@
+"""The driver's pages: jinja2 templates and htmx partials."""
