@@ -188,3 +188,86 @@ class ChargerLink(Protocol):
     async def call(
         self, charger_id: str, action: str, payload: dict[str, Any], timeout: float | None = None
     ) -> dict[str, Any]: ...
+
+
+# -- payments ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class HoldRequest:
+    """Pre-authorise ``amount_minor`` (manual capture) for one charging session."""
+
+    session_id: str
+    amount_minor: int
+    currency: str  # ISO 4217, upper case
+    description: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentState:
+    """What the payment provider says about a hold; provider objects never leave payments/."""
+
+    ref: str  # Stripe PaymentIntent id, or the demo provider's id
+    status: str  # requires_payment_method | requires_confirmation | requires_action |
+    #              processing | requires_capture | canceled | succeeded
+    amount_minor: int
+    currency: str
+    client_secret: str | None = None
+    amount_received_minor: int = 0
+    card_brand: str | None = None
+    card_last4: str | None = None
+    decline_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    id: str
+    type: str
+    payment_ref: str | None
+    created: int
+
+
+class InvalidWebhook(Exception):
+    """Signature missing, wrong or too old; or a body that is not an event."""
+
+
+class PaymentGateway(Protocol):
+    name: str  # "stripe" | "demo"
+    publishable_key: str | None
+
+    async def create_hold(self, request: HoldRequest) -> PaymentState: ...
+    async def get(self, ref: str) -> PaymentState: ...
+    async def capture(self, ref: str, amount_minor: int, idempotency_key: str) -> PaymentState:
+        """Capture ``amount_minor`` (> 0) of the hold; the rest is released."""
+        ...
+
+    async def cancel(self, ref: str, idempotency_key: str) -> PaymentState:
+        """Release the whole hold."""
+        ...
+
+    def parse_webhook(self, payload: bytes, signature_header: str | None) -> WebhookEvent:
+        """Verify the signature on the raw body; raise InvalidWebhook."""
+        ...
+
+
+class PaymentUnavailable(Exception):
+    """The provider could not be reached or answered 5xx: retry later, same idempotency key."""
+
+
+class PaymentDeclined(Exception):
+    """The provider refused the operation for good (message fit for the driver)."""
+
+
+# -- notifications ----------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PushSubscription:
+    endpoint: str
+    p256dh: str
+    auth: str
+
+
+class PushSender(Protocol):
+    public_key: str  # VAPID application server key (base64url, uncompressed P-256 point)
+
+    async def send(self, subscription: PushSubscription, payload: dict[str, Any]) -> str:
+        """Deliver one notification: "sent", "gone" (404/410: forget it) or "failed"."""
+        ...
