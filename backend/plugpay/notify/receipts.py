@@ -1,0 +1,35 @@
+"""The push notification that tells a driver the charge is over and what it cost."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+_TEXTS = {
+    "en": ("Charging complete", "Total {total} — tap for your receipt"),
+    "de": ("Ladevorgang beendet", "Gesamt {total} – für den Beleg tippen"),  # noqa: RUF001
+}
+
+
+def _language(lang: str) -> str:
+    """The supported language of a tag: de, de-AT, de_CH → de; anything else → en."""
+    primary = lang.strip().replace("_", "-").split("-", 1)[0].lower()
+    return primary if primary in _TEXTS else "en"
+
+
+def receipt_notification(total_text: str, session_url: str, lang: str) -> dict[str, str]:
+    """The Web Push payload for a finished session's receipt.
+
+    *total_text* is the total already formatted for the driver's locale
+    ("€12.34", "12,34 €"); *session_url* is where tapping the notification leads
+    (the receipt page); *lang* a language tag such as "de-DE". The ``tag`` is the
+    same for every message about one session, so a repeated notification replaces
+    the earlier one instead of stacking up.
+    """
+    title, body = _TEXTS[_language(lang)]
+    path = urlsplit(session_url).path or session_url
+    return {
+        "title": title,
+        "body": body.format(total=total_text),
+        "url": session_url,
+        "tag": f"plugpay-receipt:{path}",
+    }
