@@ -18,10 +18,12 @@ from plugpay.ocpp.route import make_ocpp_endpoint
 from plugpay.services.chargers import ChargerService
 from plugpay.services.commands import CommandService
 from plugpay.services.container import Services
+from plugpay.services.tariffs import TariffService
 from plugpay.services.transactions import TransactionService
 from plugpay.store.chargers import SqlChargerStore
 from plugpay.store.database import Database
 from plugpay.store.messages import SqlMessageLog
+from plugpay.store.tariffs import SqlTariffStore
 from plugpay.store.transactions import SqlTransactionStore
 from plugpay.store.writer import BatchWriter
 
@@ -38,6 +40,7 @@ class Runtime:
     charger_store: SqlChargerStore
     transaction_store: SqlTransactionStore
     message_log: SqlMessageLog
+    tariff_store: SqlTariffStore
     registry: ConnectionRegistry
     services: Services
 
@@ -52,14 +55,24 @@ def build_runtime(settings: Settings) -> Runtime:
     charger_store = SqlChargerStore(db, writer)
     transaction_store = SqlTransactionStore(db, writer)
     message_log = SqlMessageLog(db, writer)
+    tariff_store = SqlTariffStore(db)
     registry = ConnectionRegistry()
     services = Services(
         chargers=ChargerService(charger_store, Argon2Hasher(), settings.heartbeat_interval),
         transactions=TransactionService(transaction_store, charger_store),
         commands=CommandService(LocalChargerLink(registry)),
+        tariffs=TariffService(tariff_store),
     )
     return Runtime(
-        settings, db, writer, charger_store, transaction_store, message_log, registry, services
+        settings,
+        db,
+        writer,
+        charger_store,
+        transaction_store,
+        message_log,
+        tariff_store,
+        registry,
+        services,
     )
 
 

@@ -32,7 +32,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listing.set_defaults(run=run_list)
 
 
-async def _with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:
+async def with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:
     from plugpay.app import build_runtime
     from plugpay.store.migrate import upgrade_async
 
@@ -48,11 +48,15 @@ async def _with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:
 
 def run_add(args: argparse.Namespace) -> int:
     async def action(runtime: Runtime) -> None:
+        if args.tariff:
+            await runtime.services.tariffs.get(args.tariff)  # refuse before adding anything
         await runtime.services.chargers.add_charger(
             args.id, args.password, args.connectors, args.site, args.time_zone
         )
+        if args.tariff:
+            await runtime.services.tariffs.assign(args.tariff, charger_id=args.id)
 
-    asyncio.run(_with_runtime(action))
+    asyncio.run(with_runtime(action))
     print(f"charger {args.id} added with {args.connectors} connector(s)")
     return 0
 
@@ -104,5 +108,5 @@ def run_list(args: argparse.Namespace) -> int:
     async def action(runtime: Runtime) -> list[ChargerView]:
         return await runtime.services.chargers.list_chargers()
 
-    print(format_table(asyncio.run(_with_runtime(action))))
+    print(format_table(asyncio.run(with_runtime(action))))
     return 0

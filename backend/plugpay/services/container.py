@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from plugpay.services.chargers import ChargerService
 from plugpay.services.commands import CommandService
+from plugpay.services.tariffs import TariffService
 from plugpay.services.transactions import TransactionService
 
 
@@ -14,3 +15,4 @@ class Services:
     chargers: ChargerService
     transactions: TransactionService
     commands: CommandService
+    tariffs: TariffService

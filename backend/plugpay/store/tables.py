@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 NAMING = {
@@ -184,15 +185,165 @@ ocpp_messages = Table(
     Index("ix_ocpp_messages_charger_at", "charger_id", "at"),
 )
 
+# -- tariffs ------------------------------------------------------------------
+# A tariff is never edited in place: importing the same OCPI id again adds a
+# version; sessions keep the version (pk) they started with.
+tariffs = Table(
+    "tariffs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tariff_id", String(36), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    # The OCPI object as JSON text: exact decimals, as imported.
+    Column("ocpi", Text, nullable=False),
+    Column("created_at", utc(), nullable=False),
+    UniqueConstraint("tariff_id", "version"),
+)
+
+# Which tariff applies: per connector, a site default, and per audience
+# ("guest", "member:<group>", "contract:<id>") at a site.
+tariff_assignments = Table(
+    "tariff_assignments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site_id", Integer, ForeignKey("sites.id"), nullable=True),
+    Column("charger_id", String(48), nullable=True),
+    Column("connector_id", Integer, nullable=True),
+    Column("audience", String(80), nullable=False, default="*"),
+    Column("tariff_id", String(36), nullable=False),
+    Column("created_at", utc(), nullable=False),
+    UniqueConstraint("site_id", "charger_id", "connector_id", "audience"),
+)
+
+# -- charging sessions ----------------------------------------------------------
+ACTIVE_SESSION_STATES = ("CREATED", "AUTHORIZED", "STARTING", "CHARGING", "STOPPING")
+
+charging_sessions = Table(
+    "charging_sessions",
+    metadata,
+    # >= 128 bits from the OS random source, URL-safe: the session's capability.
+    Column("id", String(43), primary_key=True),
+    Column("charger_id", String(48), ForeignKey("chargers.id"), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("owner_hash", String(64), nullable=False),
+    Column("lang", String(8), nullable=False, default="en"),
+    Column("tariff_pk", Integer, ForeignKey("tariffs.id"), nullable=False),
+    Column("time_zone", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("hold_minor", BigInteger, nullable=False),
+    Column("id_tag", String(20), nullable=False, unique=True),
+    Column("payment_provider", String(16), nullable=False),
+    Column("payment_ref", String(64), nullable=True, unique=True),
+    Column("card_brand", String(20), nullable=True),
+    Column("card_last4", String(4), nullable=True),
+    Column("transaction_pk", BigInteger, ForeignKey("transactions.id"), nullable=True, unique=True),
+    Column("energy_wh", BigInteger, nullable=False, default=0),
+    Column("cost_minor", BigInteger, nullable=False, default=0),
+    Column("power_w", BigInteger, nullable=True),
+    Column("captured_minor", BigInteger, nullable=True),
+    Column("breakdown", JSON, nullable=True),
+    Column("reason", String(200), nullable=True),
+    Column("created_at", utc(), nullable=False),
+    Column("authorized_at", utc(), nullable=True),
+    Column("start_deadline", utc(), nullable=True),
+    Column("started_at", utc(), nullable=True),
+    Column("last_reading_at", utc(), nullable=True),
+    Column("stopped_at", utc(), nullable=True),
+    Column("settled_at", utc(), nullable=True),
+    Column("receipt_pushed_at", utc(), nullable=True),
+    Column("updated_at", utc(), nullable=False),
+    Column("version", Integer, nullable=False, default=0),
+    # At most one active session per connector, enforced by the database.
+    Index(
+        "uq_charging_sessions_active_connector",
+        "charger_id",
+        "connector_id",
+        unique=True,
+        sqlite_where=text(f"state IN {ACTIVE_SESSION_STATES!r}"),
+        postgresql_where=text(f"state IN {ACTIVE_SESSION_STATES!r}"),
+    ),
+)
+
+# Money that moved, per session: sum of captures == receipt total.
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("session_id", String(43), ForeignKey("charging_sessions.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # capture | release
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("payment_ref", String(64), nullable=False),
+    Column("created_at", utc(), nullable=False),
+    UniqueConstraint("session_id", "kind"),
+)
+
+# The durable queue of captures and releases: retried with the same
+# idempotency key until the provider confirms, or flagged for review.
+payment_jobs = Table(
+    "payment_jobs",
+    metadata,
+    Column("session_id", String(43), ForeignKey("charging_sessions.id"), primary_key=True),
+    Column("kind", String(16), nullable=False),  # capture | cancel
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("idempotency_key", String(80), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", utc(), nullable=False),
+    Column("give_up_at", utc(), nullable=False),
+    Column("last_error", String(300), nullable=True),
+    Column("done_at", utc(), nullable=True),
+)
+
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", String(80), primary_key=True),
+    Column("provider", String(16), nullable=False),
+    Column("type", String(80), nullable=False),
+    Column("payment_ref", String(64), nullable=True),
+    Column("received_at", utc(), nullable=False),
+    Column("processed_at", utc(), nullable=True),
+)
+
+push_subscriptions = Table(
+    "push_subscriptions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("session_id", String(43), ForeignKey("charging_sessions.id"), nullable=False),
+    Column("endpoint", String(1000), nullable=False),
+    Column("p256dh", String(200), nullable=False),
+    Column("auth", String(100), nullable=False),
+    Column("created_at", utc(), nullable=False),
+    UniqueConstraint("session_id", "endpoint"),
+)
+
+demo_payments = Table(
+    "demo_payments",
+    metadata,
+    Column("ref", String(64), primary_key=True),
+    Column("data", JSON, nullable=False),
+    Column("updated_at", utc(), nullable=False),
+)
+
 __all__ = [
     "chargers",
+    "charging_sessions",
     "connectors",
+    "demo_payments",
     "id_tags",
+    "ledger_entries",
     "metadata",
     "meter_readings",
     "ocpp_messages",
+    "payment_jobs",
+    "push_subscriptions",
     "review_items",
     "sites",
+    "tariff_assignments",
+    "tariffs",
     "transaction_messages",
     "transactions",
+    "webhook_events",
 ]

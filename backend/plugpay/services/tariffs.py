@@ -1,0 +1,116 @@
+"""Use cases for tariffs: import (a new version each time), choose, quote."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from plugpay.domain.errors import InvalidInput, NotFound
+from plugpay.domain.tariff import (
+    PriceBreakdown,
+    Tariff,
+    parse_tariff,
+    quote,
+    quote_periods,
+    tariff_to_json,
+)
+from plugpay.services.ports import ConnectorPlace, StoredTariff, TariffStore
+
+# Most specific first: a connector's own tariff beats its charger's, which
+# beats the site default; within a scope an audience match beats "*".
+_SCOPE_ORDER = {"connector": 0, "charger": 1, "site": 2}
+
+
+@dataclass
+class TariffService:
+    store: TariffStore
+
+    async def import_tariff(self, data: bytes | str | dict[str, Any]) -> StoredTariff:
+        """Validate an OCPI 2.2.1 Tariff and store it as a new version (never edited in place)."""
+        tariff = parse_tariff(data)
+        return await self.store.add_version(
+            tariff.id, tariff.currency, tariff_to_json(tariff).decode()
+        )
+
+    async def get(self, tariff_id: str) -> tuple[StoredTariff, Tariff]:
+        stored = await self.store.latest(tariff_id)
+        if stored is None:
+            raise NotFound(
+                f"no tariff with id {tariff_id!r} (import it with: plugpay tariff import FILE)"
+            )
+        return stored, parse_tariff(stored.ocpi_json)
+
+    async def version(self, pk: int) -> tuple[StoredTariff, Tariff]:
+        stored = await self.store.by_pk(pk)
+        if stored is None:
+            raise NotFound(f"no tariff version {pk}")
+        return stored, parse_tariff(stored.ocpi_json)
+
+    async def assign(
+        self,
+        tariff_id: str,
+        *,
+        site_id: int | None = None,
+        charger_id: str | None = None,
+        connector_id: int | None = None,
+        audience: str = "*",
+    ) -> None:
+        """Make ``tariff_id`` apply to a connector, a charger or a site (for an audience)."""
+        await self.get(tariff_id)
+        if site_id is None and charger_id is None:
+            raise InvalidInput("assign a tariff to a site, a charger or a connector")
+        if not (
+            audience == "*" or audience == "guest" or audience.startswith(("member:", "contract:"))
+        ):
+            raise InvalidInput("audience is *, guest, member:<group> or contract:<id>")
+        await self.store.assign(
+            tariff_id,
+            site_id=site_id,
+            charger_id=charger_id,
+            connector_id=connector_id,
+            audience=audience,
+        )
+
+    async def applicable(
+        self, place: ConnectorPlace, audiences: tuple[str, ...] = ("guest",)
+    ) -> tuple[StoredTariff, Tariff]:
+        """The tariff a new session at ``place`` gets, for the first matching audience."""
+        candidates = await self.store.assignments_for(
+            place.site_id, place.charger_id, place.connector_id
+        )
+        wanted = [*audiences, "*"]
+        ranked = sorted(
+            (c for c in candidates if c[1] in wanted),
+            key=lambda c: (_SCOPE_ORDER[c[0]], wanted.index(c[1])),
+        )
+        if not ranked:
+            raise NotFound(
+                f"no tariff applies to {place.charger_id} connector {place.connector_id}"
+            )
+        return await self.get(ranked[0][2])
+
+    async def quote(
+        self,
+        tariff_id: str,
+        *,
+        kwh: Decimal,
+        minutes: Decimal,
+        parking_minutes: Decimal,
+        start_local: datetime,
+        time_zone: str,
+    ) -> PriceBreakdown:
+        _, tariff = await self.get(tariff_id)
+        return quote(tariff, kwh, minutes, parking_minutes, start_local=start_local, tz=time_zone)
+
+    async def quote_periods(
+        self,
+        tariff_id: str,
+        periods: list[dict[str, Any]],
+        *,
+        start_local: datetime,
+        time_zone: str,
+    ) -> PriceBreakdown:
+        _, tariff = await self.get(tariff_id)
+        return quote_periods(tariff, periods, start_local=start_local, tz=time_zone)
