@@ -53,6 +53,7 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     **dict.fromkeys(_EXPONENT_4, 4),
 }
 
+_ZERO = Decimal(0)
 _QUANTA = {places: Decimal(1).scaleb(-places) for places in range(8)}
 
 
@@ -75,7 +76,7 @@ def round_decimal(value: Decimal, places: int) -> Decimal:
     driver and displayed quantities all go through it.
     """
     quantum = _QUANTA.get(places) or Decimal(1).scaleb(-places)
-    return value.quantize(quantum, rounding=ROUNDING)
+    return value.quantize(quantum, ROUNDING)
 
 
 def round_to_currency(value: Decimal, currency: str) -> Decimal:
@@ -83,33 +84,42 @@ def round_to_currency(value: Decimal, currency: str) -> Decimal:
     return round_decimal(value, currency_exponent(currency))
 
 
-def allocate_rounded(amounts: Sequence[Decimal], places: int) -> list[Decimal]:
+def round_down(value: Decimal, places: int) -> Decimal:
+    """``value`` rounded towards minus infinity; only :func:`allocate_rounded` needs it."""
+    return value.quantize(_QUANTA.get(places) or Decimal(1).scaleb(-places), ROUND_FLOOR)
+
+
+def allocate_rounded(
+    amounts: Sequence[Decimal],
+    places: int,
+    floors: Sequence[Decimal] | None = None,
+    remainders: Sequence[Decimal] | None = None,
+) -> tuple[list[Decimal], Decimal]:
     """Round exact ``amounts`` to ``places`` decimals so that they add up to their rounded sum.
 
-    The sum is rounded once, with :func:`round_decimal`; each amount then gets
-    its value rounded down, and the minor units still missing go one each to
+    The sum is rounded once, with :func:`round_decimal` (half-up); each amount
+    is first rounded down, and the minor units still missing go one each to
     the amounts with the largest remainders (the earlier one on a tie). So
     every figure is within one minor unit of its exact value and the figures
     add up exactly to the rounded exact total (largest-remainder allocation).
+    Callers that keep ``floors`` (``round_down(amount, places)``) and
+    ``remainders`` (``amount - floor``) per amount may pass them to save work.
+    Returns (figures, total).
     """
-    if not amounts:
-        return []
-    scale = Decimal(1).scaleb(places)
-    quantum = Decimal(1).scaleb(-places)
-    total = int(round_decimal(sum(amounts, Decimal(0)), places) * scale)
-    floors: list[int] = []
-    remainders: list[Decimal] = []
-    for amount in amounts:
-        scaled = amount * scale
-        floor = int(scaled.to_integral_value(rounding=ROUND_FLOOR))
-        floors.append(floor)
-        remainders.append(scaled - floor)
-    missing = total - sum(floors)
+    total = round_decimal(sum(amounts, _ZERO), places)
+    if floors is None:
+        floors = [round_down(amount, places) for amount in amounts]
+    result = list(floors)
+    missing = total - sum(result, _ZERO)
     if missing:
-        order = sorted(range(len(amounts)), key=lambda i: (-remainders[i], i))
-        for i in order[:missing]:
-            floors[i] += 1
-    return [Decimal(units) * quantum for units in floors]
+        if remainders is None:
+            remainders = [amount - floor for amount, floor in zip(amounts, result, strict=True)]
+        quantum = _QUANTA.get(places) or Decimal(1).scaleb(-places)
+        # sorted() is stable, also in reverse: equal remainders keep the earlier amount first
+        order = sorted(range(len(result)), key=remainders.__getitem__, reverse=True)
+        for i in order[: int(missing.scaleb(places))]:
+            result[i] += quantum
+    return result, total
 
 
 @dataclass(frozen=True, slots=True, order=False)

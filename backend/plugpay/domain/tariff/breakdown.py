@@ -8,11 +8,12 @@ amounts are allocated to add up to it (see :mod:`.settle`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from plugpay.domain.money import Money, currency_exponent
+import msgspec
+
+from plugpay.domain.money import Money
 
 # Line dimensions besides the OCPI ones.
 MIN_PRICE = "MIN_PRICE"
@@ -24,8 +25,7 @@ UNIT_MINUTES = "min"
 UNIT_SESSION = "session"
 
 
-@dataclass(frozen=True, slots=True)
-class PriceLine:
+class PriceLine(msgspec.Struct, frozen=True):
     """One receipt line.
 
     ``quantity`` is what was billed (after step_size), in ``unit``: kWh to the
@@ -46,25 +46,13 @@ class PriceLine:
     amount_incl_vat: Decimal | None
 
 
-@dataclass(frozen=True, slots=True)
-class PriceBreakdown:
+class PriceBreakdown(msgspec.Struct, frozen=True):
+    """Receipt lines and totals in one currency (msgspec Struct: cheap to build per update)."""
+
     currency: str
     lines: tuple[PriceLine, ...]
     total_excl_vat: Decimal
     total_incl_vat: Decimal | None
-
-    @classmethod
-    def from_lines(
-        cls, currency: str, lines: tuple[PriceLine, ...], with_vat: bool
-    ) -> PriceBreakdown:
-        zero = Decimal(0).scaleb(-currency_exponent(currency))
-        total_excl = sum((line.amount_excl_vat for line in lines), zero)
-        total_incl: Decimal | None = None
-        if with_vat:
-            total_incl = sum(
-                (line.amount_incl_vat for line in lines if line.amount_incl_vat is not None), zero
-            )
-        return cls(currency, lines, total_excl, total_incl)
 
     @property
     def has_vat(self) -> bool:
@@ -76,10 +64,16 @@ class PriceBreakdown:
         return Money.from_decimal(total, self.currency)
 
     def with_line(self, line: PriceLine) -> PriceBreakdown:
-        return PriceBreakdown.from_lines(self.currency, (*self.lines, line), self.has_vat)
-
-    def replace_lines(self, lines: tuple[PriceLine, ...]) -> PriceBreakdown:
-        return replace(self, lines=lines)
+        """This breakdown plus an exact adjustment line (amounts already in minor units)."""
+        incl = self.total_incl_vat
+        if incl is not None:
+            incl += line.amount_excl_vat if line.amount_incl_vat is None else line.amount_incl_vat
+        return PriceBreakdown(
+            self.currency,
+            (*self.lines, line),
+            self.total_excl_vat + line.amount_excl_vat,
+            incl,
+        )
 
 
 def format_amount(amount: Decimal, currency: str) -> str:

@@ -24,12 +24,12 @@ from typing import Any
 from plugpay.domain.tariff.breakdown import PriceBreakdown
 from plugpay.domain.tariff.errors import PricerStateError, SessionTraceError
 from plugpay.domain.tariff.model import Tariff
-from plugpay.domain.tariff.restrictions import PricingPlan
+from plugpay.domain.tariff.restrictions import BandKey, PricingPlan
 from plugpay.domain.tariff.session import Sample, as_utc, check_sample, resolve_tz
-from plugpay.domain.tariff.settle import Quantity, settle
+from plugpay.domain.tariff.settle import LineFigures, settle
 
 _ONE_US = timedelta(microseconds=1)
-_US_PER_HOUR = 3_600_000_000
+_UWH_PER_WH = 1_000_000
 _STATE_VERSION = 1
 
 
@@ -57,14 +57,17 @@ class IncrementalPricer:
         # microseconds since started_at of the last sample
         self._last_us = 0
         self._reference_wh = 0  # highest register seen
-        self._energy_wh = 0  # energy of the session so far
+        self._energy_uwh = 0  # energy of the session so far, in uWh
         self._charging = False
         self._power_w: int | None = None
-        self._current_a: Decimal | None = None
-        self._usage: dict[int, Quantity] = {}
+        self._current_ma: int | None = None
+        # billed quantity per receipt line group (uWh or us); None: unused
+        self._usage: list[int | None] = [None] * len(self.plan.groups)
         self._last_energy: int | None = None
         self._last_time: int | None = None
         self._flat: int | None = None
+        # cache only, not state: receipt-line figures per line group
+        self._memo: list[LineFigures | None] = [None] * len(self.plan.groups)
         # cache only, not state: calendar flags valid until _calendar_until (us)
         self._calendar_flags: tuple[bool, ...] = ()
         self._calendar_until = -1
@@ -72,7 +75,7 @@ class IncrementalPricer:
     @property
     def energy_wh(self) -> int:
         """Energy delivered so far (Wh)."""
-        return self._energy_wh
+        return self._energy_uwh // _UWH_PER_WH
 
     @property
     def last_at(self) -> datetime | None:
@@ -108,35 +111,35 @@ class IncrementalPricer:
         rise = register - self._reference_wh
         if rise > 0:
             self._reference_wh = register
+            start = self._energy_uwh
+            self._energy_uwh = start + rise * _UWH_PER_WH
+            self._price_period(self._last_us, now_us, start, self._energy_uwh)
         else:
-            rise = 0
-        start_wh = self._energy_wh
-        end_wh = start_wh + rise
-        self._price_period(self._last_us, now_us, start_wh, end_wh)
-        self._energy_wh = end_wh
+            self._price_period(self._last_us, now_us, self._energy_uwh, self._energy_uwh)
         self._last_us = now_us
         self._take_state(sample)
         self.samples += 1
 
     def breakdown(self) -> PriceBreakdown:
         """The price so far, exactly as the final bill would be if the session ended now."""
-        return settle(self.plan, self._usage, self._last_energy, self._last_time, self._flat)
+        return settle(
+            self.plan, self._usage, self._last_energy, self._last_time, self._flat, self._memo
+        )
 
     def _take_state(self, sample: Sample) -> None:
         self._charging = bool(sample.charging)
         self._power_w = sample.power_w
         current = sample.current_a
-        self._current_a = None if current is None else Decimal(current)
+        # mA, rounded down (bounds are rounded up; see restrictions.to_engine_units)
+        self._current_ma = None if current is None else int(Decimal(current) * 1000 // 1)
 
     def _open(self, now_us: int) -> None:
         """FLAT can match at the very first instant of the session."""
-        active = self.plan.active(self._band_key(now_us, self._energy_wh, 0, 0))
+        active = self.plan.active(self._band_key(now_us, self._energy_uwh, 0, 0))
         if active.flat is not None:
             self._flat = active.flat.index
 
-    def _band_key(
-        self, at_us: int, energy: Quantity, rise: int, span_us: int
-    ) -> tuple[tuple[bool, ...], int, int, int, int]:
+    def _band_key(self, at_us: int, energy_uwh: int, rise_uwh: int, span_us: int) -> BandKey:
         plan = self.plan
         if plan.calendar is not None and at_us >= self._calendar_until:
             assert self.started_at is not None
@@ -144,74 +147,82 @@ class IncrementalPricer:
             self._calendar_flags, until = plan.calendar.state_at(moment)
             self._calendar_until = (until - self.started_at) // _ONE_US
         power_band = current_band = 0
-        if plan.power_thresholds_w:
-            power: Decimal | int | None = self._power_w
-            if power is None:
-                if not self._charging:
-                    power = 0
-                elif span_us > 0:
-                    power = Decimal(rise * _US_PER_HOUR) / span_us
-            power_band = plan.power_band(power)
-        if plan.current_thresholds_a:
-            current = self._current_a
-            if current is None and not self._charging:
-                current = Decimal(0)
-            current_band = plan.current_band(current)
+        if plan.power_thresholds:
+            power_mw: int | None = None
+            if self._power_w is not None:
+                power_mw = self._power_w * 1000
+            elif not self._charging:
+                power_mw = 0
+            elif span_us > 0:
+                # the period's average power: uWh * 3600 / us = W, so * 1000 for mW
+                power_mw = rise_uwh * 3_600_000 // span_us
+            power_band = plan.power_band(power_mw)
+        if plan.current_thresholds:
+            current_ma = self._current_ma
+            if current_ma is None and not self._charging:
+                current_ma = 0
+            current_band = plan.current_band(current_ma)
         return (
             self._calendar_flags,
             plan.duration_band(at_us),
-            plan.kwh_band(energy),
+            plan.kwh_band(energy_uwh),
             power_band,
             current_band,
         )
 
     def _price_period(self, t0: int, t1: int, e0: int, e1: int) -> None:
+        """Book [t0, t1) with energy e0 -> e1 (uWh), split where a restriction may change.
+
+        Energy within the period is spread linearly over time; split points are
+        rounded down to the microsecond and the uWh, and the parts always add
+        up to the whole period exactly.
+        """
         plan = self.plan
         span = t1 - t0
         rise = e1 - e0
-        durations = plan.duration_thresholds_us
-        kwh = plan.kwh_thresholds_wh
-        start: int = t0
-        start_wh: Quantity = e0
+        durations = plan.duration_thresholds
+        kwh = plan.kwh_thresholds
+        start = t0
+        start_e = e0
         while True:
-            key = self._band_key(start, start_wh, rise, span)
+            key = self._band_key(start, start_e, rise, span)
             cut = t1
             if plan.calendar is not None and self._calendar_until < cut:
                 cut = self._calendar_until
             band = key[1]
             if band < len(durations) and durations[band] < cut:
                 cut = durations[band]
-            cut_wh: Quantity = e1
-            if cut != t1:
-                cut_wh = e0 + Decimal(rise) * (cut - t0) / span if rise else e0
+            cut_e = e1 if cut == t1 else e0 + rise * (cut - t0) // span
             band = key[2]
-            if rise and band < len(kwh) and kwh[band] < cut_wh:
-                cut_wh = kwh[band]
-                cut = max(start, t0 + int((cut_wh - e0) * span / rise))
-            self._book(key, start, cut, cut_wh - start_wh)
-            if cut == t1 and cut_wh == e1:
+            if rise and band < len(kwh) and kwh[band] < cut_e:
+                cut_e = kwh[band]
+                cut = max(start, t0 + (cut_e - e0) * span // rise)
+            self._book(key, start, cut, cut_e - start_e)
+            if cut == t1 and cut_e == e1:
                 return
-            start, start_wh = cut, cut_wh
+            start, start_e = cut, cut_e
 
     def _book(
         self,
-        key: tuple[tuple[bool, ...], int, int, int, int],
+        key: BandKey,
         start: int,
         end: int,
-        energy: Quantity,
+        energy: int,
     ) -> None:
         active = self.plan.active(key)
         usage = self._usage
         component = active.energy
         if energy > 0 and component is not None:
-            index = component.index
-            usage[index] = usage.get(index, 0) + energy
-            self._last_energy = index
+            g = component.group
+            seen = usage[g]
+            usage[g] = energy if seen is None else seen + energy
+            self._last_energy = component.index
         component = active.time if self._charging else active.parking
         if end > start and component is not None:
-            index = component.index
-            usage[index] = usage.get(index, 0) + (end - start)
-            self._last_time = index
+            g = component.group
+            seen = usage[g]
+            usage[g] = end - start if seen is None else seen + (end - start)
+            self._last_time = component.index
         if self._flat is None and active.flat is not None:
             self._flat = active.flat.index
 
@@ -229,11 +240,11 @@ class IncrementalPricer:
             "samples": self.samples,
             "last_us": self._last_us,
             "reference_wh": self._reference_wh,
-            "energy_wh": self._energy_wh,
+            "energy_uwh": self._energy_uwh,
             "charging": self._charging,
             "power_w": self._power_w,
-            "current_a": None if self._current_a is None else str(self._current_a),
-            "usage": [[index, str(quantity)] for index, quantity in self._usage.items()],
+            "current_ma": self._current_ma,
+            "usage": [[g, q] for g, q in enumerate(self._usage) if q is not None],
             "last_energy": self._last_energy,
             "last_time": self._last_time,
             "flat": self._flat,
@@ -258,23 +269,21 @@ class IncrementalPricer:
             pricer.samples = int(state["samples"])
             pricer._last_us = int(state["last_us"])
             pricer._reference_wh = int(state["reference_wh"])
-            pricer._energy_wh = int(state["energy_wh"])
+            pricer._energy_uwh = int(state["energy_uwh"])
             pricer._charging = bool(state["charging"])
             pricer._power_w = None if state["power_w"] is None else int(state["power_w"])
-            current = state["current_a"]
-            pricer._current_a = None if current is None else Decimal(current)
+            current = state["current_ma"]
+            pricer._current_ma = None if current is None else int(current)
+            for group, quantity in state["usage"]:
+                pricer._usage[int(group)] = int(quantity)
             count = len(pricer.plan.components)
-            for index, text in state["usage"]:
-                if not 0 <= int(index) < count:
-                    raise PricerStateError(f"pricer state names component {index} of {count}")
-                pricer._usage[int(index)] = (
-                    int(text) if text.lstrip("-").isdigit() else Decimal(text)
-                )
             for name in ("last_energy", "last_time", "flat"):
                 value = state[name]
+                if value is not None and not 0 <= int(value) < count:
+                    raise PricerStateError(f"pricer state names component {value} of {count}")
                 setattr(pricer, f"_{name}", None if value is None else int(value))
         except PricerStateError:
             raise
-        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as exc:
             raise PricerStateError(f"damaged pricer state: {exc!r}") from None
         return pricer

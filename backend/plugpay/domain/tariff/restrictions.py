@@ -17,32 +17,49 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import tzinfo
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
-from plugpay.domain.money import currency_exponent
+from plugpay.domain.money import currency_exponent, round_decimal
 from plugpay.domain.tariff.calendar import CalendarRule, CalendarSchedule
-from plugpay.domain.tariff.model import Dimension, Tariff, TariffRestrictions
+from plugpay.domain.tariff.model import Dimension, Price, Tariff, TariffRestrictions
 
-_MICRO = 1_000_000
 # A band for a value the session did not report (e.g. current without a meter
 # value for it): restrictions on that quantity do not match.
 UNKNOWN = -1
 
 
+# Receipt order of the dimensions, and their index in per-dimension lists.
+DIMENSION_ORDER = (Dimension.ENERGY, Dimension.TIME, Dimension.PARKING_TIME, Dimension.FLAT)
+ENERGY, TIME, PARKING, FLAT = range(4)
+_UNITS = ("kWh", "min", "min", "session")
+
+
 @dataclass(frozen=True, slots=True)
 class Component:
-    """A price component with its place in the tariff and precomputed factors."""
+    """A price component with its place in the tariff and its receipt line."""
 
     index: int
     element_index: int
     dimension: Dimension
+    kind: int  # ENERGY, TIME, PARKING or FLAT
     price: Decimal
     vat: Decimal | None
     step_size: int
-    # (100 + vat) / 100, exact; None when the component has no VAT
+    group: int  # index of its LineGroup in PricingPlan.groups
+
+
+@dataclass(frozen=True, slots=True)
+class LineGroup:
+    """Components sharing a receipt line: same dimension, price and VAT rate."""
+
+    dimension: Dimension
+    kind: int
+    label: str
+    unit: str
+    price: Decimal
+    vat: Decimal | None
+    # (100 + vat) / 100, exact; None when the line has no VAT
     vat_factor: Decimal | None
-    # (dimension, price, vat): components with equal keys share a receipt line
-    line_key: tuple[Dimension, Decimal, Decimal | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +73,8 @@ class Active:
 
 
 BandKey = tuple[tuple[bool, ...], int, int, int, int]
+# MIN_PRICE or MAX_PRICE, the bound excl. and incl. VAT rounded to the currency, the bound
+PriceBound = tuple[str, Decimal, Decimal | None, Price]
 
 
 class PricingPlan:
@@ -65,35 +84,66 @@ class PricingPlan:
         self.tariff = tariff
         self.tz = tz
         self.currency_exponent = currency_exponent(tariff.currency)
-        components: list[Component] = []
-        for e_index, element in enumerate(tariff.elements):
-            for c in element.price_components:
-                factor = None if c.vat is None else (100 + c.vat) / 100
-                components.append(
-                    Component(
-                        index=len(components),
-                        element_index=e_index,
-                        dimension=c.type,
-                        price=c.price,
-                        vat=c.vat,
-                        step_size=c.step_size,
-                        vat_factor=factor,
-                        line_key=(c.type, c.price, c.vat),
-                    )
-                )
-        self.components = tuple(components)
+        # Receipt lines: one per (dimension, price, vat), by dimension, then in tariff order.
+        raw = [(i, c) for i, e in enumerate(tariff.elements) for c in e.price_components]
+        keys = sorted(
+            dict.fromkeys((c.type, c.price, c.vat) for _, c in raw),
+            key=lambda k: DIMENSION_ORDER.index(k[0]),
+        )
+        self.groups = tuple(
+            LineGroup(
+                dimension=d,
+                kind=DIMENSION_ORDER.index(d),
+                label=d.value,
+                unit=_UNITS[DIMENSION_ORDER.index(d)],
+                price=p,
+                vat=v,
+                vat_factor=None if v is None else (100 + v) / 100,
+            )
+            for d, p, v in keys
+        )
+        self.groups_by_kind = tuple(
+            tuple(g for g, group in enumerate(self.groups) if group.kind == kind)
+            for kind in range(4)
+        )
+        self.components = tuple(
+            Component(
+                index=index,
+                element_index=e_index,
+                dimension=c.type,
+                kind=DIMENSION_ORDER.index(c.type),
+                price=c.price,
+                vat=c.vat,
+                step_size=c.step_size,
+                group=keys.index((c.type, c.price, c.vat)),
+            )
+            for index, (e_index, c) in enumerate(raw)
+        )
+        components = self.components
+        self.with_vat = tariff.has_vat
+        self.currency = tariff.currency
+        places = self.currency_exponent
+        self.price_bounds: tuple[PriceBound, ...] = tuple(
+            (
+                kind,
+                round_decimal(bound.excl_vat, places),
+                None if bound.incl_vat is None else round_decimal(bound.incl_vat, places),
+                bound,
+            )
+            for kind, bound in (("MIN_PRICE", tariff.min_price), ("MAX_PRICE", tariff.max_price))
+            if bound is not None
+        )
         self._elements = [
             (e.restrictions, tuple(c for c in components if c.element_index == i))
             for i, e in enumerate(tariff.elements)
             if not e.is_reservation_only
         ]
         restrictions = [r for r, _ in self._elements if r is not None]
-        self.kwh_thresholds_wh = _thresholds(restrictions, "min_kwh", "max_kwh", Decimal(1000))
-        self.duration_thresholds_us = tuple(
-            int(t) for t in _thresholds(restrictions, "min_duration", "max_duration", _MICRO)
-        )
-        self.power_thresholds_w = _thresholds(restrictions, "min_power", "max_power", 1000)
-        self.current_thresholds_a = _thresholds(restrictions, "min_current", "max_current", 1)
+        # Thresholds in the engine's integer units: uWh, us, mW, mA.
+        self.kwh_thresholds = _thresholds(restrictions, "kwh")
+        self.duration_thresholds = _thresholds(restrictions, "duration")
+        self.power_thresholds = _thresholds(restrictions, "power")
+        self.current_thresholds = _thresholds(restrictions, "current")
         calendar = [r for r in restrictions if r.has_calendar]
         self._calendar_index = {id(r): i for i, r in enumerate(calendar)}
         self.calendar = (
@@ -101,22 +151,25 @@ class PricingPlan:
         )
         self._cache: dict[BandKey, Active] = {}
 
-    def kwh_band(self, energy_wh: Decimal | int) -> int:
-        return bisect_right(self.kwh_thresholds_wh, energy_wh) if self.kwh_thresholds_wh else 0
+    def kwh_band(self, energy_uwh: int) -> int:
+        thresholds = self.kwh_thresholds
+        return bisect_right(thresholds, energy_uwh) if thresholds else 0
 
     def duration_band(self, elapsed_us: int) -> int:
-        thresholds = self.duration_thresholds_us
+        thresholds = self.duration_thresholds
         return bisect_right(thresholds, elapsed_us) if thresholds else 0
 
-    def power_band(self, power_w: Decimal | int | None) -> int:
-        if not self.power_thresholds_w:
+    def power_band(self, power_mw: int | None) -> int:
+        thresholds = self.power_thresholds
+        if not thresholds:
             return 0
-        return UNKNOWN if power_w is None else bisect_right(self.power_thresholds_w, power_w)
+        return UNKNOWN if power_mw is None else bisect_right(thresholds, power_mw)
 
-    def current_band(self, current_a: Decimal | None) -> int:
-        if not self.current_thresholds_a:
+    def current_band(self, current_ma: int | None) -> int:
+        thresholds = self.current_thresholds
+        if not thresholds:
             return 0
-        return UNKNOWN if current_a is None else bisect_right(self.current_thresholds_a, current_a)
+        return UNKNOWN if current_ma is None else bisect_right(thresholds, current_ma)
 
     def active(self, key: BandKey) -> Active:
         found = self._cache.get(key)
@@ -143,48 +196,54 @@ class PricingPlan:
         if r.has_calendar and not calendar_flags[self._calendar_index[id(r)]]:
             return False
         return (
-            _in_band(kwh, self.kwh_thresholds_wh, r.min_kwh, r.max_kwh, Decimal(1000))
-            and _in_band(
-                duration,
-                self.duration_thresholds_us,
-                r.min_duration,
-                r.max_duration,
-                _MICRO,
-            )
-            and _in_band(power, self.power_thresholds_w, r.min_power, r.max_power, 1000)
-            and _in_band(current, self.current_thresholds_a, r.min_current, r.max_current, 1)
+            _in_band(kwh, self.kwh_thresholds, r, "kwh")
+            and _in_band(duration, self.duration_thresholds, r, "duration")
+            and _in_band(power, self.power_thresholds, r, "power")
+            and _in_band(current, self.current_thresholds, r, "current")
         )
 
 
-def _thresholds(
-    restrictions: list[TariffRestrictions], low: str, high: str, scale: Decimal | int
-) -> tuple[Decimal, ...]:
-    values: set[Decimal] = set()
+# OCPI unit -> engine unit: kWh -> uWh, s -> us, kW -> mW, A -> mA.
+_SCALE = {"kwh": 10**9, "duration": 10**6, "power": 10**6, "current": 10**3}
+
+
+def to_engine_units(value: Decimal | int, quantity: str) -> int:
+    """An OCPI bound in the engine's integer unit, rounded up.
+
+    Measured values are integers in the same unit (rounded down where they
+    carry a fraction), so ``v >= bound`` and ``v < bound`` keep their meaning.
+    """
+    return int((Decimal(value) * _SCALE[quantity]).to_integral_value(ROUND_CEILING))
+
+
+def _bounds(r: TariffRestrictions, quantity: str) -> tuple[int | None, int | None]:
+    low = getattr(r, f"min_{quantity}")
+    high = getattr(r, f"max_{quantity}")
+    return (
+        None if low is None else to_engine_units(low, quantity),
+        None if high is None else to_engine_units(high, quantity),
+    )
+
+
+def _thresholds(restrictions: list[TariffRestrictions], quantity: str) -> tuple[int, ...]:
+    values: set[int] = set()
     for r in restrictions:
-        for name in (low, high):
-            value = getattr(r, name)
-            if value is not None:
-                values.add(Decimal(value) * scale)
+        values.update(v for v in _bounds(r, quantity) if v is not None)
     return tuple(sorted(values))
 
 
-def _in_band(
-    band: int,
-    thresholds: tuple[Decimal, ...] | tuple[int, ...],
-    low: Decimal | int | None,
-    high: Decimal | int | None,
-    scale: Decimal | int,
-) -> bool:
-    """Whether values in ``band`` satisfy ``low <= value < high`` (bounds in OCPI units).
+def _in_band(band: int, thresholds: tuple[int, ...], r: TariffRestrictions, quantity: str) -> bool:
+    """Whether values in ``band`` satisfy ``low <= value < high``.
 
     Every value in band b lies in [thresholds[b-1], thresholds[b]); as both
     bounds are thresholds, checking the band's lowest value decides for all.
     """
+    low, high = _bounds(r, quantity)
     if low is None and high is None:
         return True
     if band == UNKNOWN:
         return False
     floor = thresholds[band - 1] if band > 0 else None
-    if low is not None and (floor is None or floor < Decimal(low) * scale):
+    if low is not None and (floor is None or floor < low):
         return False
-    return high is None or floor is None or floor < Decimal(high) * scale
+    return high is None or floor is None or floor < high

@@ -72,11 +72,10 @@ def as_utc(moment: datetime, what: str) -> datetime:
 
 
 def check_sample(sample: Sample) -> None:
-    if isinstance(sample.energy_wh, bool) or not isinstance(sample.energy_wh, int):
-        raise SessionTraceError(f"energy_wh must be an integer of Wh, got {sample.energy_wh!r}")
-    if sample.power_w is not None and (
-        isinstance(sample.power_w, bool) or not isinstance(sample.power_w, int)
-    ):
-        raise SessionTraceError(f"power_w must be an integer of W, got {sample.power_w!r}")
-    if sample.current_a is not None and not isinstance(sample.current_a, Decimal | int):
-        raise SessionTraceError(f"current_a must be a Decimal, got {sample.current_a!r}")
+    energy, power, current = sample.energy_wh, sample.power_w, sample.current_a
+    if type(energy) is not int:
+        raise SessionTraceError(f"energy_wh must be an integer of Wh, got {energy!r}")
+    if power is not None and type(power) is not int:
+        raise SessionTraceError(f"power_w must be an integer of W, got {power!r}")
+    if current is not None and not isinstance(current, Decimal | int):
+        raise SessionTraceError(f"current_a must be a Decimal, got {current!r}")

@@ -11,8 +11,11 @@ step_size, per OCPI 2.2.1 mod_cdrs (anchor ``mod_cdrs_step_size``):
   charging, parking is rounded and charging time is not; when the session
   ends while charging, charging time is rounded.
 * Only time and energy priced by some component count towards the total (a
-  free-of-component period, e.g. "parking is free after 20:00", does not).
+  period without a component, e.g. "parking is free after 20:00", does not).
 * step_size 0 bills the exact quantity.
+
+Receipt lines: one per (dimension, price, VAT rate), by dimension (ENERGY,
+TIME, PARKING_TIME, FLAT) and then in tariff order; adjustment lines follow.
 
 Rounding: each total (excl. and incl. VAT) is the exact total rounded half-up
 to the currency; line amounts are the exact line amounts allocated so that
@@ -29,28 +32,27 @@ at the session's average VAT rate.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import ROUND_CEILING, Decimal
 
-from plugpay.domain.money import allocate_rounded, round_decimal
-from plugpay.domain.tariff.breakdown import (
-    MAX_PRICE,
-    MIN_PRICE,
-    UNIT_KWH,
-    UNIT_MINUTES,
-    UNIT_SESSION,
-    PriceBreakdown,
-    PriceLine,
-)
-from plugpay.domain.tariff.model import Dimension, Price
-from plugpay.domain.tariff.restrictions import Component, PricingPlan
+from plugpay.domain.money import allocate_rounded, round_decimal, round_down
+from plugpay.domain.tariff.breakdown import MIN_PRICE, PriceBreakdown, PriceLine
+from plugpay.domain.tariff.restrictions import ENERGY, FLAT, LineGroup, PriceBound, PricingPlan
 
 _US_PER_HOUR = Decimal(3_600_000_000)
 _US_PER_MINUTE = Decimal(60_000_000)
-_US_PER_SECOND = 1_000_000
-_ORDER = {Dimension.ENERGY: 0, Dimension.TIME: 1, Dimension.PARKING_TIME: 2, Dimension.FLAT: 3}
+# Engine units per OCPI step_size unit: uWh per Wh, us per second.
+_PER_STEP_UNIT = 1_000_000
 _ONE = Decimal(1)
+_ZERO = Decimal(0)
 
 Quantity = int | Decimal
+# Per line: billed quantity, exact amount excl. VAT, shown quantity, the amount
+# rounded down and its remainder (for the allocation), the same three incl.
+# VAT, and the line group.
+LineFigures = tuple[
+    Quantity, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal, LineGroup
+]
 
 
 def ceil_to_step(quantity: Quantity, step: int) -> Quantity:
@@ -64,132 +66,130 @@ def ceil_to_step(quantity: Quantity, step: int) -> Quantity:
 
 def settle(
     plan: PricingPlan,
-    usage: dict[int, Quantity],
+    usage: Sequence[int | None],
     last_energy: int | None,
     last_time: int | None,
     flat: int | None,
+    memo: list[LineFigures | None] | None = None,
 ) -> PriceBreakdown:
-    """Price ``usage`` (Wh for ENERGY, microseconds for time, per component index)."""
-    billed = dict(usage)
+    """Price ``usage`` per line group (uWh for ENERGY, microseconds for time; None: unused).
+
+    ``last_energy`` and ``last_time`` are the indices of the last components
+    that priced energy and time, ``flat`` that of the FLAT component charged.
+    ``memo`` (one slot per line group, kept by the caller between calls) saves
+    recomputing lines whose quantity did not change; results are identical.
+    """
+    groups = plan.groups
     components = plan.components
-    if last_energy is not None:
-        _add_step_extra(billed, components, components[last_energy], 1)
-    if last_time is not None:
-        _add_step_extra(billed, components, components[last_time], _US_PER_SECOND)
+    billed: list[Quantity | None] = list(usage)
+    for last in (last_energy, last_time):
+        if last is None:
+            continue
+        component = components[last]
+        if component.step_size > 0:
+            total: Quantity = 0
+            for g in plan.groups_by_kind[component.kind]:
+                quantity = billed[g]
+                if quantity is not None:
+                    total += quantity
+            extra = ceil_to_step(total, component.step_size * _PER_STEP_UNIT) - total
+            if extra:
+                billed[component.group] = (billed[component.group] or 0) + extra
     if flat is not None:
-        billed[flat] = 1
+        billed[components[flat].group] = 1
 
-    currency = plan.tariff.currency
     exponent = plan.currency_exponent
-    with_vat = plan.tariff.has_vat
-    grouped: dict[tuple[Dimension, Decimal, Decimal | None], tuple[Component, Quantity]] = {}
-    for index, quantity in billed.items():
-        component = components[index]
-        seen = grouped.get(component.line_key)
-        grouped[component.line_key] = (component, quantity if seen is None else seen[1] + quantity)
+    rows: list[LineFigures] = []
+    for g, quantity in enumerate(billed):
+        if quantity is None:
+            continue
+        known = None if memo is None else memo[g]
+        if known is None or known[0] != quantity:
+            known = _figures(groups[g], quantity, exponent)
+            if memo is not None:
+                memo[g] = known
+        rows.append(known)
 
-    rows: list[tuple[Component, Decimal, str, Decimal, Decimal]] = []
-    for component, quantity in sorted(grouped.values(), key=lambda cq: _ORDER[cq[0].dimension]):
-        dimension = component.dimension
-        if dimension is Dimension.ENERGY:
-            exact = quantity * component.price / 1000
-            shown = round_decimal(Decimal(quantity) / 1000, 3)
-            unit = UNIT_KWH
-        elif dimension is Dimension.FLAT:
-            exact = component.price
-            shown = _ONE
-            unit = UNIT_SESSION
-        else:
-            exact = quantity * component.price / _US_PER_HOUR
-            shown = round_decimal(quantity / _US_PER_MINUTE, 2)
-            unit = UNIT_MINUTES
-        factor = component.vat_factor
-        rows.append((component, shown, unit, exact, exact if factor is None else exact * factor))
-    excl_amounts = allocate_rounded([row[3] for row in rows], exponent)
-    incl_amounts: list[Decimal | None] = [None] * len(rows)
-    if with_vat:
-        incl_amounts = list(allocate_rounded([row[4] for row in rows], exponent))
-    lines = [
-        PriceLine(
-            dimension=component.dimension.value,
-            quantity=shown,
-            unit=unit,
-            unit_price=component.price,
-            amount_excl_vat=excl,
-            vat_rate=component.vat,
-            amount_incl_vat=incl,
+    excl_amounts, total_excl = allocate_rounded(
+        [row[1] for row in rows], exponent, [row[3] for row in rows], [row[4] for row in rows]
+    )
+    if plan.with_vat:
+        incl_amounts, total_incl = allocate_rounded(
+            [row[5] for row in rows], exponent, [row[6] for row in rows], [row[7] for row in rows]
         )
-        for (component, shown, unit, _, _), excl, incl in zip(
-            rows, excl_amounts, incl_amounts, strict=True
+        lines = tuple(
+            PriceLine(g.label, row[2], g.unit, g.price, excl, g.vat, incl)
+            for row, excl, incl in zip(rows, excl_amounts, incl_amounts, strict=True)
+            for g in (row[8],)
         )
-    ]
-    breakdown = PriceBreakdown.from_lines(currency, tuple(lines), with_vat)
-    tariff = plan.tariff
-    if tariff.min_price is not None:
-        breakdown = _bound(breakdown, plan, tariff.min_price, MIN_PRICE)
-    if tariff.max_price is not None:
-        breakdown = _bound(breakdown, plan, tariff.max_price, MAX_PRICE)
+        breakdown = PriceBreakdown(plan.currency, lines, total_excl, total_incl)
+    else:
+        lines = tuple(
+            PriceLine(g.label, row[2], g.unit, g.price, excl, g.vat, None)
+            for row, excl in zip(rows, excl_amounts, strict=True)
+            for g in (row[8],)
+        )
+        breakdown = PriceBreakdown(plan.currency, lines, total_excl, None)
+    for bound in plan.price_bounds:
+        breakdown = _bound(breakdown, plan, bound)
     return breakdown
 
 
-def _add_step_extra(
-    billed: dict[int, Quantity],
-    components: tuple[Component, ...],
-    last: Component,
-    unit: int,
-) -> None:
-    if last.step_size <= 0:
-        return
-    total: Quantity = 0
-    for index, quantity in billed.items():
-        if components[index].dimension is last.dimension:
-            total += quantity
-    extra = ceil_to_step(total, last.step_size * unit) - total
-    if extra:
-        billed[last.index] = billed.get(last.index, 0) + extra
+def _figures(group: LineGroup, quantity: Quantity, exponent: int) -> LineFigures:
+    kind = group.kind
+    if kind == ENERGY:
+        exact = (quantity * group.price).scaleb(-9)  # uWh -> kWh, exact
+        shown = round_decimal(Decimal(quantity).scaleb(-9), 3)
+    elif kind == FLAT:
+        exact = group.price
+        shown = _ONE
+    else:
+        exact = quantity * group.price / _US_PER_HOUR
+        shown = round_decimal(quantity / _US_PER_MINUTE, 2)
+    factor = group.vat_factor
+    gross = exact if factor is None else exact * factor
+    floor = round_down(exact, exponent)
+    gross_floor = round_down(gross, exponent)
+    return (
+        quantity,
+        exact,
+        shown,
+        floor,
+        exact - floor,
+        gross,
+        gross_floor,
+        gross - gross_floor,
+        group,
+    )
 
 
-def _bound(breakdown: PriceBreakdown, plan: PricingPlan, bound: Price, kind: str) -> PriceBreakdown:
-    exponent = plan.currency_exponent
-    excl_total = breakdown.total_excl_vat
+def _bound(breakdown: PriceBreakdown, plan: PricingPlan, bound: PriceBound) -> PriceBreakdown:
+    kind, target_excl, target_incl, price = bound
+    excl_adjust = _adjustment(breakdown.total_excl_vat, target_excl, kind)
     incl_total = breakdown.total_incl_vat
-    target_excl = round_decimal(bound.excl_vat, exponent)
-    excl_adjust = _adjustment(excl_total, target_excl, kind)
     incl_adjust: Decimal | None = None
     if incl_total is not None:
-        if bound.incl_vat is not None:
-            target_incl = round_decimal(bound.incl_vat, exponent)
-        else:
-            target_incl = round_decimal(
-                bound.excl_vat * _average_vat_factor(breakdown, plan), exponent
-            )
+        if target_incl is None:
+            factor = _average_vat_factor(breakdown, plan)
+            target_incl = round_decimal(price.excl_vat * factor, plan.currency_exponent)
         incl_adjust = _adjustment(incl_total, target_incl, kind)
     if not excl_adjust and not incl_adjust:
         return breakdown
-    zero = round_decimal(Decimal(0), exponent)
-    line = PriceLine(
-        dimension=kind,
-        quantity=_ONE,
-        unit=UNIT_SESSION,
-        unit_price=None,
-        amount_excl_vat=excl_adjust + zero,
-        vat_rate=None,
-        amount_incl_vat=None if incl_adjust is None else incl_adjust + zero,
-    )
+    line = PriceLine(kind, _ONE, "session", None, excl_adjust, None, incl_adjust)
     return breakdown.with_line(line)
 
 
 def _adjustment(total: Decimal, target: Decimal, kind: str) -> Decimal:
     if kind == MIN_PRICE:
-        return max(target - total, Decimal(0))
-    return min(target - total, Decimal(0))
+        return target - total if target > total else target - target
+    return target - total if target < total else target - target
 
 
 def _average_vat_factor(breakdown: PriceBreakdown, plan: PricingPlan) -> Decimal:
     """incl/excl of the session so far; before anything is priced, the tariff's first VAT rate."""
     if breakdown.total_incl_vat is not None and breakdown.total_excl_vat > 0:
         return breakdown.total_incl_vat / breakdown.total_excl_vat
-    for component in plan.components:
-        if component.vat_factor is not None:
-            return component.vat_factor
+    for group in plan.groups:
+        if group.vat_factor is not None:
+            return group.vat_factor
     return _ONE
