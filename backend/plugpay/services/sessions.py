@@ -1,0 +1,431 @@
+"""The driver's charging session: reserve, hold, start, price live, stop.
+
+Settlement (capture, release, receipt) lives in settlement.py. Every state
+change is a compare-and-set in the database against the transition table in
+domain/session.py, so two server instances, a webhook and a timer racing on
+the same session cannot move it twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from plugpay.domain.errors import (
+    ChargerOffline,
+    CommandFailed,
+    CommandTimeout,
+    InvalidInput,
+    NotFound,
+)
+from plugpay.domain.money import Money
+from plugpay.domain.session import ACTIVE_STATES, SessionState, must_stop_for_hold
+from plugpay.domain.tariff import IncrementalPricer, PriceBreakdown, Sample, Tariff
+from plugpay.services.commands import CommandService
+from plugpay.services.ports import (
+    ConnectorPlace,
+    ConnectorTaken,
+    HoldRequest,
+    LiveBus,
+    PaymentGateway,
+    PaymentUnavailable,
+    Reading,
+    SessionRecord,
+    SessionStore,
+)
+from plugpay.services.tariffs import TariffService
+
+log = logging.getLogger(__name__)
+S = SessionState
+
+OUT_OF_ORDER = {"Faulted", "Unavailable", "Inoperative"}
+IN_USE = {"Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Reserved"}
+
+
+class SessionUnavailable(InvalidInput):
+    """The connector cannot take a new session now (message fit for the driver)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def owner_hash(secret_key: str, token: str) -> str:
+    """What the database keeps of the browser's capability cookie."""
+    return hashlib.sha256(f"{secret_key}:{token}".encode()).hexdigest()
+
+
+def to_sample(reading: Reading) -> Sample:
+    charging = reading.power_w is None or reading.power_w > 0
+    return Sample(
+        at=reading.at, energy_wh=reading.energy_wh, charging=charging, power_w=reading.power_w
+    )
+
+
+@dataclass(frozen=True)
+class ConnectorView:
+    place: ConnectorPlace
+    availability: str  # available | occupied | offline | out_of_order
+    tariff: Tariff
+    tariff_pk: int
+    hold: Money
+
+
+@dataclass
+class SessionSettings:
+    default_hold: Decimal = Decimal("50.00")
+    start_timeout: float = 90.0
+    reservation_timeout: float = 900.0  # a reserved connector waits this long for payment
+    silent_timeout: float = (
+        900.0  # no reading and charger offline this long: settle from the last one
+    )
+
+
+@dataclass
+class SessionService:
+    store: SessionStore
+    tariffs: TariffService
+    commands: CommandService
+    payments: PaymentGateway
+    live: LiveBus
+    settings: SessionSettings
+    # In-memory pricing of the sessions whose charger is connected here;
+    # rebuilt from the stored readings after a restart (same engine, same figure).
+    _pricers: dict[str, IncrementalPricer] = field(default_factory=dict)
+    _tariffs: dict[int, Tariff] = field(default_factory=dict)
+    _last_cost: dict[str, tuple[datetime, int]] = field(default_factory=dict)
+
+    # -- the connector page ---------------------------------------------------
+    async def connector(self, charger_id: str, connector_id: int) -> ConnectorView:
+        place = await self.tariffs.store.place(charger_id, connector_id)
+        if place is None:
+            raise NotFound("no such charger or connector")
+        stored, tariff = await self.tariffs.applicable(place)
+        active = await self.store.active_on(charger_id, connector_id)
+        if not place.connected:
+            availability = "offline"
+        elif place.status in OUT_OF_ORDER:
+            availability = "out_of_order"
+        elif active is not None or place.status in IN_USE:
+            availability = "occupied"
+        else:
+            availability = "available"
+        hold = Money.from_decimal(self.settings.default_hold, tariff.currency)
+        return ConnectorView(place, availability, tariff, stored.pk, hold)
+
+    # -- reserve and hold -------------------------------------------------------
+    async def create(
+        self, charger_id: str, connector_id: int, owner: str, lang: str
+    ) -> SessionRecord:
+        """Reserve the connector (the database refuses a second active session) and place the hold."""
+        view = await self.connector(charger_id, connector_id)
+        if view.availability != "available":
+            raise SessionUnavailable(f"connector is {view.availability.replace('_', ' ')}")
+        session_id = secrets.token_urlsafe(24)  # 192 bits
+        try:
+            await self.store.create(
+                {
+                    "id": session_id,
+                    "charger_id": charger_id,
+                    "connector_id": connector_id,
+                    "owner_hash": owner,
+                    "lang": lang,
+                    "tariff_pk": view.tariff_pk,
+                    "time_zone": view.place.time_zone,
+                    "currency": view.hold.currency,
+                    "hold_minor": view.hold.minor,
+                    "id_tag": secrets.token_hex(10),
+                    "payment_provider": self.payments.name,
+                }
+            )
+        except ConnectorTaken:
+            raise SessionUnavailable("someone else just started on this connector") from None
+        try:
+            state = await self.payments.create_hold(
+                HoldRequest(
+                    session_id,
+                    view.hold.minor,
+                    view.hold.currency,
+                    f"Charging at {charger_id} connector {connector_id}",
+                    f"{session_id}:hold",
+                )
+            )
+        except PaymentUnavailable:
+            await self.store.transition(
+                session_id, frozenset({S.CREATED}), S.CANCELED, reason="payment_unavailable"
+            )
+            raise SessionUnavailable(
+                "payments are unavailable right now; please try again"
+            ) from None
+        await self.store.update(session_id, payment_ref=state.ref)
+        record = await self.store.get(session_id)
+        assert record is not None
+        return record
+
+    async def get_owned(self, session_id: str, owner: str | None) -> SessionRecord:
+        """The session, if ``owner`` holds its capability; NotFound otherwise (no hint either way)."""
+        record = await self.store.get(session_id) if 16 <= len(session_id) <= 43 else None
+        if record is None or owner is None or not secrets.compare_digest(record.owner_hash, owner):
+            raise NotFound("no such session")
+        return record
+
+    async def payment_secret(self, record: SessionRecord) -> str | None:
+        if record.payment_ref is None:
+            return None
+        return (await self.payments.get(record.payment_ref)).client_secret
+
+    # -- authorise and start ----------------------------------------------------
+    async def confirm_payment(self, session_id: str) -> tuple[SessionRecord, str | None]:
+        """Re-read the hold from the provider (never trust the browser) and start when it is good.
+
+        Returns the session and, when the hold is not (yet) usable, why, in words for the driver.
+        """
+        record = await self.store.get(session_id)
+        if record is None:
+            raise NotFound("no such session")
+        if record.state != S.CREATED or record.payment_ref is None:
+            return record, None
+        payment = await self.payments.get(record.payment_ref)
+        if payment.status == "requires_action":
+            return record, "Your bank needs you to confirm this payment."
+        if payment.status != "requires_capture":
+            return record, payment.decline_message or "The payment was not completed."
+        if payment.amount_minor != record.hold_minor or payment.currency.upper() != record.currency:
+            log.warning("session %s: hold amount mismatch", session_id)
+            return record, "The payment amount does not match the hold."
+        if not await self.store.transition(
+            session_id,
+            frozenset({S.CREATED}),
+            S.AUTHORIZED,
+            authorized_at=utcnow(),
+            card_brand=payment.card_brand,
+            card_last4=payment.card_last4,
+        ):
+            return await self._reload(session_id), None
+        await self.store.add_id_tag(record.id_tag, f"session {session_id}")
+        await self._start(session_id)
+        return await self._reload(session_id), None
+
+    async def _start(self, session_id: str) -> None:
+        record = await self._reload(session_id)
+        deadline = utcnow() + timedelta(seconds=self.settings.start_timeout)
+        if not await self.store.transition(
+            session_id, frozenset({S.AUTHORIZED}), S.STARTING, start_deadline=deadline
+        ):
+            return
+        reason = None
+        try:
+            accepted = await self.commands.remote_start(
+                record.charger_id, record.connector_id, record.id_tag
+            )
+            if not accepted:
+                reason = "charger_rejected"
+        except ChargerOffline:
+            reason = "charger_offline"
+        except (CommandTimeout, CommandFailed):
+            reason = "charger_not_responding"
+        await self.publish(session_id)
+        if reason is not None:
+            await self.fail_start(session_id, reason)
+
+    async def fail_start(self, session_id: str, reason: str) -> None:
+        """The charge did not start: release the hold."""
+        from_states = frozenset({S.AUTHORIZED, S.STARTING})
+        if await self.store.transition(session_id, from_states, S.START_FAILED, reason=reason):
+            await self._release(session_id)
+            await self.publish(session_id)
+
+    async def cancel(self, session_id: str, reason: str) -> None:
+        """Abandoned before the charge started (e.g. never paid)."""
+        if await self.store.transition(
+            session_id, frozenset({S.CREATED}), S.CANCELED, reason=reason
+        ):
+            await self._release(session_id)
+            await self.publish(session_id)
+
+    async def _release(self, session_id: str) -> None:
+        from plugpay.services.settlement import enqueue_release  # noqa: PLC0415 (cycle)
+
+        await enqueue_release(self, session_id)
+
+    # -- stop -------------------------------------------------------------------
+    async def stop(self, session_id: str, reason: str = "driver") -> None:
+        """Ask the charger to end the transaction; the session settles when it has."""
+        record = await self._reload(session_id)
+        if record.state == S.STARTING and record.transaction_pk is None:
+            await self.fail_start(session_id, "stopped_before_start")
+            return
+        if not await self.store.transition(
+            session_id, frozenset({S.CHARGING}), S.STOPPING, reason=reason
+        ):
+            return
+        await self.publish(session_id)
+        info = (
+            await self.store.transaction_info(record.transaction_pk)
+            if record.transaction_pk
+            else None
+        )
+        try:
+            if info is None or info.ocpp_transaction_id is None:
+                raise CommandFailed("Unknown", "no transaction to stop")
+            if not await self.commands.remote_stop(record.charger_id, info.ocpp_transaction_id):
+                raise CommandFailed("Rejected", "charger refused to stop")
+        except (ChargerOffline, CommandTimeout, CommandFailed) as exc:
+            # Stay in STOPPING: the charger ends the transaction when it can, or
+            # the silent-charger timer settles from the last reading.
+            log.warning("session %s: stop not confirmed (%s)", session_id, exc)
+
+    # -- hooks from the charger gateway ----------------------------------------
+    async def on_transaction_started(
+        self, transaction_pk: int, id_tag: str | None, started_at: datetime
+    ) -> None:
+        if id_tag is None:
+            return
+        record = await self.store.by_id_tag(id_tag)
+        if record is None or record.transaction_pk == transaction_pk:
+            return
+        if record.state in (S.START_FAILED, S.CANCELED):
+            # Started after we gave up and released the hold: stop it at once.
+            info = await self.store.transaction_info(transaction_pk)
+            if info and info.ocpp_transaction_id:
+                try:
+                    await self.commands.remote_stop(record.charger_id, info.ocpp_transaction_id)
+                except (ChargerOffline, CommandTimeout, CommandFailed):
+                    log.warning(
+                        "late transaction %s of session %s could not be stopped",
+                        transaction_pk,
+                        record.id,
+                    )
+            return
+        moved = await self.store.transition(
+            record.id,
+            frozenset({S.STARTING, S.AUTHORIZED}),
+            S.CHARGING,
+            transaction_pk=transaction_pk,
+            started_at=started_at,
+        )
+        if moved:
+            await self.publish(record.id)
+
+    async def on_readings(self, transaction_pk: int) -> None:
+        """New durable readings for a transaction: price them and tell the driver."""
+        record = await self.store.by_transaction(transaction_pk)
+        if record is None or record.state not in (S.CHARGING, S.STOPPING):
+            return
+        breakdown, last = await self._price_live(record)
+        if last is None:
+            return
+        cost = breakdown.total_due().minor
+        await self.store.update(
+            record.id,
+            energy_wh=self._pricers[record.id].energy_wh,
+            cost_minor=cost,
+            power_w=last.power_w,
+            last_reading_at=last.at,
+        )
+        await self.publish(record.id)
+        if record.state == S.CHARGING and must_stop_for_hold(
+            cost, record.hold_minor, self._rate(record.id, last.at, cost)
+        ):
+            await self.stop(record.id, reason="hold_limit")
+
+    def _rate(self, session_id: str, at: datetime, cost: int) -> float:
+        previous = self._last_cost.get(session_id)
+        self._last_cost[session_id] = (at, cost)
+        if previous is None or at <= previous[0]:
+            return 0.0
+        return (cost - previous[1]) / max((at - previous[0]).total_seconds() / 60, 1 / 60)
+
+    async def tariff_of(self, record: SessionRecord) -> Tariff:
+        tariff = self._tariffs.get(record.tariff_pk)
+        if tariff is None:
+            _, tariff = await self.tariffs.version(record.tariff_pk)
+            self._tariffs[record.tariff_pk] = tariff
+        return tariff
+
+    async def _price_live(self, record: SessionRecord) -> tuple[PriceBreakdown, Reading | None]:
+        assert record.transaction_pk is not None
+        readings = await self.store.transaction_readings(record.transaction_pk)
+        if not readings:
+            return PriceBreakdown(record.currency, (), Decimal(0), None), None
+        pricer = self._pricers.get(record.id)
+        if (
+            pricer is None
+            or pricer.last_at is None
+            or readings[-1].at < pricer.last_at
+            or any(r.at < pricer.last_at for r in readings[pricer.samples :])
+        ):
+            # First sight (or a restart, or a late reading): price from the start.
+            info = await self.store.transaction_info(record.transaction_pk)
+            started = info.started_at if info and info.started_at else readings[0].at
+            pricer = IncrementalPricer(
+                await self.tariff_of(record), record.time_zone, min(started, readings[0].at)
+            )
+            fresh = readings
+        else:
+            fresh = readings[pricer.samples :]
+        for reading in fresh:
+            pricer.add(to_sample(reading))
+        self._pricers[record.id] = pricer
+        return pricer.breakdown(), readings[-1]
+
+    async def final_price(
+        self, record: SessionRecord
+    ) -> tuple[PriceBreakdown, int, datetime | None]:
+        """The bill: the same engine over every plausible reading, in time order."""
+        from plugpay.domain.tariff import price_session
+
+        assert record.transaction_pk is not None
+        readings = await self.store.transaction_readings(record.transaction_pk)
+        info = await self.store.transaction_info(record.transaction_pk)
+        if not readings:
+            return PriceBreakdown(record.currency, (), Decimal(0), None), 0, None
+        started = info.started_at if info and info.started_at else readings[0].at
+        breakdown = price_session(
+            await self.tariff_of(record),
+            [to_sample(r) for r in readings],
+            record.time_zone,
+            min(started, readings[0].at),
+        )
+        energy = max(r.energy_wh for r in readings) - readings[0].energy_wh
+        return breakdown, energy, readings[-1].at
+
+    def forget(self, session_id: str) -> None:
+        self._pricers.pop(session_id, None)
+        self._last_cost.pop(session_id, None)
+
+    # -- live -------------------------------------------------------------------
+    async def _reload(self, session_id: str) -> SessionRecord:
+        record = await self.store.get(session_id)
+        if record is None:
+            raise NotFound("no such session")
+        return record
+
+    async def publish(self, session_id: str) -> None:
+        record = await self._reload(session_id)
+        await self.live.publish(session_id, snapshot(record))
+
+    async def active_sessions(self) -> list[SessionRecord]:
+        return await self.store.in_states(frozenset(ACTIVE_STATES))
+
+
+def snapshot(record: SessionRecord) -> dict[str, Any]:
+    """Everything the live page shows; every update is a full snapshot (safe to drop or repeat)."""
+    return {
+        "id": record.version,
+        "state": record.state,
+        "energy_wh": record.energy_wh,
+        "power_w": record.power_w,
+        "cost_minor": record.cost_minor,
+        "hold_minor": record.hold_minor,
+        "currency": record.currency,
+        "started_at": record.started_at.isoformat() if record.started_at else None,
+        "stopped_at": record.stopped_at.isoformat() if record.stopped_at else None,
+        "captured_minor": record.captured_minor,
+        "reason": record.reason,
+    }
