@@ -12,11 +12,22 @@ Public API (import from here):
 * pricing: :func:`price_session`, :class:`IncrementalPricer`, :func:`quote`,
   :func:`quote_periods`, :class:`PriceBreakdown`, :class:`PriceLine`,
   :func:`breakdown_to_json`
-* errors: :class:`TariffError`, :class:`SessionTraceError`, :class:`PricerStateError`
+* promotions: :class:`Promotion`, :func:`check_promotion`, :func:`apply_promotion`,
+  :func:`find_promotion`
+* display: :func:`display_tariff`, :class:`DisplayItem`, :class:`TariffDisplay`
+* choice: :func:`select_tariff`, :class:`TariffCandidate`, :class:`TariffSource`
+* errors: :class:`TariffError`, :class:`SessionTraceError`, :class:`PricerStateError`,
+  :class:`PromotionError`
 """
 
 from plugpay.domain.tariff.breakdown import PriceBreakdown, PriceLine, breakdown_to_json
-from plugpay.domain.tariff.errors import PricerStateError, SessionTraceError, TariffError
+from plugpay.domain.tariff.display import DisplayItem, TariffDisplay, display_tariff
+from plugpay.domain.tariff.errors import (
+    PricerStateError,
+    PromotionError,
+    SessionTraceError,
+    TariffError,
+)
 from plugpay.domain.tariff.incremental import IncrementalPricer
 from plugpay.domain.tariff.model import (
     DayOfWeek,
@@ -32,12 +43,24 @@ from plugpay.domain.tariff.model import (
 )
 from plugpay.domain.tariff.parse import parse_tariff
 from plugpay.domain.tariff.pricing import price_session, quote, quote_periods
+from plugpay.domain.tariff.promotion import (
+    DiscountKind,
+    Promotion,
+    PromotionCheck,
+    PromotionRefusal,
+    apply_promotion,
+    check_promotion,
+    find_promotion,
+)
+from plugpay.domain.tariff.select import TariffCandidate, TariffSource, select_tariff
 from plugpay.domain.tariff.serialize import tariff_to_json, tariff_to_ocpi
 from plugpay.domain.tariff.session import Sample, SessionTrace
 
 __all__ = [
     "DayOfWeek",
     "Dimension",
+    "DiscountKind",
+    "DisplayItem",
     "DisplayText",
     "IncrementalPricer",
     "Price",
@@ -45,20 +68,32 @@ __all__ = [
     "PriceComponent",
     "PriceLine",
     "PricerStateError",
+    "Promotion",
+    "PromotionCheck",
+    "PromotionError",
+    "PromotionRefusal",
     "ReservationRestriction",
     "Sample",
     "SessionTrace",
     "SessionTraceError",
     "Tariff",
+    "TariffCandidate",
+    "TariffDisplay",
     "TariffElement",
     "TariffError",
     "TariffRestrictions",
+    "TariffSource",
     "TariffType",
+    "apply_promotion",
     "breakdown_to_json",
+    "check_promotion",
+    "display_tariff",
+    "find_promotion",
     "parse_tariff",
     "price_session",
     "quote",
     "quote_periods",
+    "select_tariff",
     "tariff_to_json",
     "tariff_to_ocpi",
 ]
