@@ -7,9 +7,11 @@ register value of their transaction; implausible ones are kept but flagged.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from plugpay.domain.metering import MeterSample, register_flag
 from plugpay.services.ports import (
@@ -23,10 +25,24 @@ from plugpay.services.ports import (
 )
 
 
+log = logging.getLogger(__name__)
+
+
+class TransactionListener(Protocol):
+    """Told about transactions after their data is durable (the driver's session listens)."""
+
+    async def on_started(
+        self, transaction_pk: int, id_tag: str | None, started_at: datetime
+    ) -> None: ...
+    async def on_readings(self, transaction_pk: int, samples: Sequence[FlaggedSample]) -> None: ...
+    async def on_ended(self, transaction_pk: int, id_tag: str | None) -> None: ...
+
+
 @dataclass
 class TransactionService:
     store: TransactionStore
     chargers: ChargerStore
+    listener: TransactionListener | None = None
     # Last plausible (time, Wh) per transaction: the reference for the next
     # reading, so the hot path needs no read from the database.
     _last: dict[int, tuple[Any, int]] = field(default_factory=dict)
@@ -83,6 +99,7 @@ class TransactionService:
         )
         if created:
             self._last[pk] = (start.at, start.meter_start_wh)
+        await self._tell("on_started", pk, start.id_tag, start.at)
         return pk, status
 
     async def stop_16(self, stop: StopInput, samples: Sequence[MeterSample]) -> dict[str, Any]:
@@ -120,6 +137,7 @@ class TransactionService:
             return response
         self._last.pop(stop.transaction_pk, None)
         self._owner.pop(stop.transaction_pk, None)
+        await self._tell("on_ended", stop.transaction_pk, stop.id_tag)
         return stored
 
     async def meter_values(
@@ -146,6 +164,8 @@ class TransactionService:
         flagged = self._flag(transaction_pk, ref, samples)
         self.store.record_readings(charger_id, connector_id, transaction_pk, flagged)
         await self.store.flush()
+        if transaction_pk is not None:
+            await self._tell("on_readings", transaction_pk, flagged)
 
     # -- OCPP 2.0.1 ---------------------------------------------------------
     async def transaction_event(
@@ -160,6 +180,7 @@ class TransactionService:
             flagged = self._flag(ref.pk, ref, samples)
             self.store.record_update(ref, _with_samples(event, flagged))
             await self.store.flush()
+            await self._tell("on_readings", ref.pk, flagged)
             return response
         pk = ref.pk if ref else None
         flagged = (
@@ -168,7 +189,24 @@ class TransactionService:
         stored = await self.store.apply_event(_with_samples(event, flagged), response)
         if event.event_type == "Ended" and ref is not None:
             self._last.pop(ref.pk, None)
+        if self.listener is not None and event.event_type in ("Started", "Ended"):
+            ref = ref or await self.store.find_by_ocpp_id(
+                event.charger_id, event.ocpp_transaction_id
+            )
+            if ref is not None and event.event_type == "Started":
+                await self._tell("on_started", ref.pk, event.id_tag, event.at)
+            elif ref is not None:
+                await self._tell("on_ended", ref.pk, event.id_tag)
         return stored
+
+    async def _tell(self, what: str, *args: Any) -> None:
+        """Inform the listener; its failure never changes the charger's answer."""
+        if self.listener is None:
+            return
+        try:
+            await getattr(self.listener, what)(*args)
+        except Exception:
+            log.exception("transaction listener %s failed", what)
 
 
 def _with_samples(event: EventInput, samples: Sequence[FlaggedSample]) -> EventInput:
