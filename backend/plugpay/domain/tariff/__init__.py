@@ -14,14 +14,20 @@ Public API (import from here):
   :func:`breakdown_to_json`
 * promotions: :class:`Promotion`, :func:`check_promotion`, :func:`apply_promotion`,
   :func:`find_promotion`
-* display: :func:`display_tariff`, :class:`DisplayItem`, :class:`TariffDisplay`
+* display: :func:`display_tariff`, :func:`display_texts`, :class:`DisplayItem`,
+  :class:`TariffDisplay`
 * choice: :func:`select_tariff`, :class:`TariffCandidate`, :class:`TariffSource`
 * errors: :class:`TariffError`, :class:`SessionTraceError`, :class:`PricerStateError`,
   :class:`PromotionError`
 """
 
 from plugpay.domain.tariff.breakdown import PriceBreakdown, PriceLine, breakdown_to_json
-from plugpay.domain.tariff.display import DisplayItem, TariffDisplay, display_tariff
+from plugpay.domain.tariff.display import (
+    DisplayItem,
+    TariffDisplay,
+    display_tariff,
+    display_texts,
+)
 from plugpay.domain.tariff.errors import (
     PricerStateError,
     PromotionError,
@@ -88,6 +94,7 @@ __all__ = [
     "breakdown_to_json",
     "check_promotion",
     "display_tariff",
+    "display_texts",
     "find_promotion",
     "parse_tariff",
     "price_session",
