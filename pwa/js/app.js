@@ -1,0 +1,100 @@
+/* plugpay: small progressive enhancements. Pages work without this file. */
+(function () {
+  "use strict";
+  var doc = document;
+
+  if ("serviceWorker" in navigator) {
+    window.addEventListener("load", function () {
+      navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () {});
+    });
+  }
+
+  function csrfToken() {
+    var meta = doc.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  // htmx requests that change something carry the CSRF token too.
+  doc.addEventListener("htmx:configRequest", function (e) {
+    if (e.detail.verb !== "get") e.detail.headers["X-CSRF-Token"] = csrfToken();
+  });
+
+  function keyBytes(b64url) {
+    var b64 = (b64url + "===".slice((b64url.length + 3) % 4)).replace(/-/g, "+").replace(/_/g, "/");
+    var raw = atob(b64);
+    var out = new Uint8Array(raw.length);
+    for (var i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
+    return out;
+  }
+
+  // <button data-enable-push data-vapid-key="…" data-push-url="/…"
+  //   data-status="ID" data-msg-on="…" data-msg-denied="…" data-msg-error="…" data-msg-unsupported="…">
+  // The button's data-push-state becomes working | on | denied | error | unsupported;
+  // the matching data-msg-* text goes into the element with id data-status (make it role="status").
+  function setState(btn, state) {
+    btn.setAttribute("data-push-state", state);
+    btn.disabled = state === "working" || state === "on" || state === "unsupported";
+    var out = btn.dataset.status && doc.getElementById(btn.dataset.status);
+    var msg = btn.getAttribute("data-msg-" + state);
+    if (out && msg) out.textContent = msg;
+    btn.dispatchEvent(new CustomEvent("plugpay:push", { bubbles: true, detail: { state: state } }));
+  }
+
+  async function enablePush(btn) {
+    if (!("serviceWorker" in navigator && "PushManager" in window && "Notification" in window)) {
+      return setState(btn, "unsupported");
+    }
+    setState(btn, "working");
+    try {
+      var permission = await Notification.requestPermission();
+      if (permission !== "granted") return setState(btn, "denied");
+      var reg = await navigator.serviceWorker.ready;
+      var sub = await reg.pushManager.getSubscription();
+      if (!sub) {
+        sub = await reg.pushManager.subscribe({
+          userVisibleOnly: true,
+          applicationServerKey: keyBytes(btn.dataset.vapidKey || ""),
+        });
+      }
+      var res = await fetch(btn.dataset.pushUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+        body: JSON.stringify(sub.toJSON ? sub.toJSON() : sub),
+      });
+      setState(btn, res.ok ? "on" : "error");
+    } catch (err) {
+      setState(btn, "error");
+    }
+  }
+
+  doc.addEventListener("click", function (e) {
+    var btn = e.target.closest && e.target.closest("[data-enable-push]");
+    if (btn) {
+      e.preventDefault();
+      enablePush(btn);
+    }
+  });
+
+  // Elapsed time: <span data-started-at="2025-01-01T10:00:00Z">…</span> shows mm:ss,
+  // from one hour on h:mm:ss, updated every second; data-ended-at freezes it.
+  function two(n) {
+    return (n < 10 ? "0" : "") + n;
+  }
+  function elapsed(seconds) {
+    var h = Math.floor(seconds / 3600), m = Math.floor(seconds / 60) % 60, s = seconds % 60;
+    return h ? h + ":" + two(m) + ":" + two(s) : two(m) + ":" + two(s);
+  }
+  function tick() {
+    var now = Date.now();
+    doc.querySelectorAll("[data-started-at]").forEach(function (el) {
+      var start = Date.parse(el.dataset.startedAt);
+      var end = el.dataset.endedAt ? Date.parse(el.dataset.endedAt) : now;
+      if (isNaN(start) || isNaN(end)) return;
+      var text = elapsed(Math.max(0, Math.floor((end - start) / 1000)));
+      if (el.textContent !== text) el.textContent = text;
+    });
+  }
+  tick();
+  setInterval(tick, 1000);
+})();
