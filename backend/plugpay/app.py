@@ -2,32 +2,55 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from litestar import Litestar, asgi
+from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import ResponseHeader
 from litestar.openapi import OpenAPIConfig
+from litestar.template.config import TemplateConfig
 
-from plugpay.api import health
-from plugpay.config import Settings
+from plugpay.api import health, webhooks
+from plugpay.config import ConfigError, Settings
 from plugpay.identity.passwords import Argon2Hasher
+from plugpay.live.memory import MemoryLiveBus
+from plugpay.live.redis import RedisLiveBus
+from plugpay.notify.receipts import receipt_notification
+from plugpay.notify.webpush import WebPushSender, load_or_create_dev_key
 from plugpay.ocpp.registry import ConnectionRegistry, LocalChargerLink
 from plugpay.ocpp.route import make_ocpp_endpoint
+from plugpay.payments.demo_gateway import DemoGateway
+from plugpay.payments.stripe_gateway import StripeGateway
 from plugpay.services.chargers import ChargerService
 from plugpay.services.commands import CommandService
 from plugpay.services.container import Services
+from plugpay.services.ports import FlaggedSample, PaymentGateway, PushSender
+from plugpay.services.receipts import ReceiptService
+from plugpay.services.sessions import SessionService, SessionSettings
+from plugpay.services.settlement import SettlementService
 from plugpay.services.tariffs import TariffService
 from plugpay.services.transactions import TransactionService
+from plugpay.services.webhooks import WebhookService
 from plugpay.store.chargers import SqlChargerStore
 from plugpay.store.database import Database
 from plugpay.store.messages import SqlMessageLog
+from plugpay.store.sessions import SqlDemoPaymentStore, SqlSessionStore
 from plugpay.store.tariffs import SqlTariffStore
 from plugpay.store.transactions import SqlTransactionStore
 from plugpay.store.writer import BatchWriter
+from plugpay.web import driver, live, receipt, shell
 
 log = logging.getLogger(__name__)
+TEMPLATES = Path(__file__).parent / "web" / "templates"
+TIMER_SECONDS = 1.0
 
 
 @dataclass
@@ -41,27 +64,87 @@ class Runtime:
     transaction_store: SqlTransactionStore
     message_log: SqlMessageLog
     tariff_store: SqlTariffStore
+    session_store: SqlSessionStore
     registry: ConnectionRegistry
+    live: MemoryLiveBus | RedisLiveBus
+    payments: PaymentGateway
     services: Services
 
     async def close(self) -> None:
         await self.writer.close()
+        await self.live.close()
         await self.db.dispose()
 
 
-def build_runtime(settings: Settings) -> Runtime:
+def build_payments(settings: Settings, db: Database) -> PaymentGateway:
+    if settings.payments == "stripe":
+        if not settings.stripe_secret_key or not settings.stripe_publishable_key:
+            raise ConfigError(
+                "PLUGPAY_STRIPE_SECRET_KEY and PLUGPAY_STRIPE_PUBLISHABLE_KEY are required"
+            )
+        return StripeGateway(
+            settings.stripe_secret_key,
+            settings.stripe_publishable_key,
+            settings.stripe_webhook_secret or "",
+            settings.stripe_api_base,
+        )
+    return DemoGateway(SqlDemoPaymentStore(db), webhook_secret=settings.secret_key)
+
+
+def build_push(settings: Settings) -> PushSender | None:
+    key = settings.vapid_private_key
+    if key is None:
+        if settings.production:
+            raise ConfigError("PLUGPAY_VAPID_PRIVATE_KEY is required in production")
+        key = load_or_create_dev_key(Path(".plugpay-vapid"))
+    try:
+        return WebPushSender(key, settings.vapid_subject)
+    except ValueError as exc:
+        raise ConfigError(f"PLUGPAY_VAPID_PRIVATE_KEY or PLUGPAY_VAPID_SUBJECT: {exc}") from None
+
+
+def build_runtime(settings: Settings, *, push: PushSender | None = None) -> Runtime:
     db = Database(settings.database_url)
     writer = BatchWriter(db)
     charger_store = SqlChargerStore(db, writer)
     transaction_store = SqlTransactionStore(db, writer)
     message_log = SqlMessageLog(db, writer)
     tariff_store = SqlTariffStore(db)
+    session_store = SqlSessionStore(db)
     registry = ConnectionRegistry()
+    bus: MemoryLiveBus | RedisLiveBus = (
+        RedisLiveBus(settings.redis_url) if settings.redis_url else MemoryLiveBus()
+    )
+    payments = build_payments(settings, db)
+    commands = CommandService(LocalChargerLink(registry))
+    tariffs = TariffService(tariff_store)
+    sessions = SessionService(
+        session_store,
+        tariffs,
+        commands,
+        payments,
+        bus,
+        SessionSettings(default_hold=settings.default_hold, start_timeout=settings.start_timeout),
+        demo=payments if isinstance(payments, DemoGateway) else None,
+    )
+    settlement = SettlementService(
+        sessions,
+        push,
+        settings.public_url,
+        receipt_text=lambda total, url, lang: receipt_notification(str(total), url, lang),
+    )
+    transactions = TransactionService(transaction_store, charger_store)
+    transactions.listener = SessionEvents(sessions, settlement)
     services = Services(
         chargers=ChargerService(charger_store, Argon2Hasher(), settings.heartbeat_interval),
-        transactions=TransactionService(transaction_store, charger_store),
-        commands=CommandService(LocalChargerLink(registry)),
-        tariffs=TariffService(tariff_store),
+        transactions=transactions,
+        commands=commands,
+        tariffs=tariffs,
+        sessions=sessions,
+        settlement=settlement,
+        receipts=ReceiptService(session_store, tariff_store),
+        webhooks=WebhookService(sessions, session_store),
+        push_key=push.public_key if push else None,
     )
     return Runtime(
         settings,
@@ -71,13 +154,42 @@ def build_runtime(settings: Settings) -> Runtime:
         transaction_store,
         message_log,
         tariff_store,
+        session_store,
         registry,
+        bus,
+        payments,
         services,
     )
 
 
-def create_app(settings: Settings) -> Litestar:
-    runtime = build_runtime(settings)
+@dataclass
+class SessionEvents:
+    """What the charger gateway tells the driver's session about its transaction."""
+
+    sessions: SessionService
+    settlement: SettlementService
+
+    async def on_started(self, transaction_pk: int, id_tag: str | None, started_at: Any) -> None:
+        await self.sessions.on_transaction_started(transaction_pk, id_tag, started_at)
+
+    async def on_readings(self, transaction_pk: int, samples: Sequence[FlaggedSample]) -> None:
+        await self.sessions.on_readings(transaction_pk, samples)
+
+    async def on_ended(self, transaction_pk: int, id_tag: str | None) -> None:
+        await self.settlement.on_transaction_ended(transaction_pk, id_tag)
+
+
+async def run_timers(settlement: SettlementService) -> None:
+    while True:
+        try:
+            await settlement.tick()
+        except Exception:
+            log.exception("session timers failed")
+        await asyncio.sleep(TIMER_SECONDS)
+
+
+def create_app(settings: Settings, *, push: PushSender | None = None) -> Litestar:
+    runtime = build_runtime(settings, push=push if push is not None else build_push(settings))
     ocpp_endpoint = make_ocpp_endpoint(
         runtime.services, runtime.registry, runtime.message_log, settings.ocpp_call_timeout
     )
@@ -85,15 +197,44 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        timers = asyncio.get_running_loop().create_task(run_timers(runtime.services.settlement))
         try:
             yield
         finally:
+            timers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timers
             await runtime.close()
 
+    secure = not settings.public_url.startswith(("http://127.0.0.1", "http://localhost"))
     app = Litestar(
-        route_handlers=[*health.ROUTES, ocpp_route],
+        route_handlers=[
+            *health.ROUTES,
+            *webhooks.ROUTES,
+            ocpp_route,
+            *shell.ROUTES,
+            *driver.ROUTES,
+            *live.ROUTES,
+            *receipt.ROUTES,
+        ],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="plugpay", version="0.1.0", path="/schema"),
+        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key,
+            cookie_name="plugpay_csrf",
+            cookie_secure=secure,
+            cookie_httponly=False,
+            cookie_samesite="lax",
+            header_name="x-csrf-token",
+            exclude=["/webhooks/", "/ocpp/"],
+        ),
+        exception_handlers=shell.EXCEPTION_HANDLERS,
+        response_headers=[
+            ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+            ResponseHeader(name="Referrer-Policy", value="same-origin"),
+            ResponseHeader(name="X-Frame-Options", value="DENY"),
+        ],
         logging_config=None,
     )
     app.state.runtime = runtime

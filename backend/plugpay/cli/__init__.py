@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from plugpay.cli import charger, db, serve, sim, tariff
+from plugpay.cli import charger, db, demo, serve, sim, tariff
 from plugpay.config import ConfigError
 from plugpay.domain.errors import PlugpayError
 
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="plugpay", description="Pay-to-charge for electric vehicles."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, db, charger, tariff, sim):
+    for module in (serve, demo, db, charger, tariff, sim):
         module.register(commands)
     return parser
 

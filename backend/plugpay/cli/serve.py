@@ -19,7 +19,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.set_defaults(run=run)
 
 
-def uvicorn_config(settings: Settings, host: str, port: int, **overrides: Any) -> uvicorn.Config:
+def uvicorn_config(
+    settings: Settings, host: str, port: int, app: Any = None, **overrides: Any
+) -> uvicorn.Config:
     from plugpay.app import create_app
 
     options: dict[str, Any] = {
@@ -34,7 +36,7 @@ def uvicorn_config(settings: Settings, host: str, port: int, **overrides: Any) -
         "backlog": 4096,
     }
     options.update(overrides)
-    return uvicorn.Config(create_app(settings), host=host, port=port, **options)
+    return uvicorn.Config(app or create_app(settings), host=host, port=port, **options)
 
 
 def run(args: argparse.Namespace) -> int:

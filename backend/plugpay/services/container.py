@@ -6,8 +6,12 @@ from dataclasses import dataclass
 
 from plugpay.services.chargers import ChargerService
 from plugpay.services.commands import CommandService
+from plugpay.services.receipts import ReceiptService
+from plugpay.services.sessions import SessionService
+from plugpay.services.settlement import SettlementService
 from plugpay.services.tariffs import TariffService
 from plugpay.services.transactions import TransactionService
+from plugpay.services.webhooks import WebhookService
 
 
 @dataclass
@@ -16,3 +20,8 @@ class Services:
     transactions: TransactionService
     commands: CommandService
     tariffs: TariffService
+    sessions: SessionService
+    settlement: SettlementService
+    receipts: ReceiptService
+    webhooks: WebhookService
+    push_key: str | None = None

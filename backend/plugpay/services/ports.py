@@ -378,6 +378,8 @@ class TransactionInfo:
     started_at: datetime | None
     stopped_at: datetime | None
     ended: bool
+    meter_start_wh: int | None = None
+    meter_stop_wh: int | None = None
 
 
 class ConnectorTaken(Exception):
@@ -451,3 +453,10 @@ class LiveBus(Protocol):
 class LiveSubscription(Protocol):
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]: ...
     async def aclose(self) -> None: ...
+
+
+class DemoCardForm(Protocol):
+    """The demo provider's stand-in for the card form (only when no Stripe keys are set)."""
+
+    async def confirm(self, ref: str, card: str) -> PaymentState: ...
+    async def authenticate(self, ref: str, ok: bool) -> PaymentState: ...

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -30,10 +31,13 @@ from plugpay.services.commands import CommandService
 from plugpay.services.ports import (
     ConnectorPlace,
     ConnectorTaken,
+    DemoCardForm,
+    FlaggedSample,
     HoldRequest,
     LiveBus,
     PaymentGateway,
     PaymentUnavailable,
+    PushSubscription,
     Reading,
     SessionRecord,
     SessionStore,
@@ -94,11 +98,13 @@ class SessionService:
     payments: PaymentGateway
     live: LiveBus
     settings: SessionSettings
+    demo: DemoCardForm | None = None
     # In-memory pricing of the sessions whose charger is connected here;
     # rebuilt from the stored readings after a restart (same engine, same figure).
     _pricers: dict[str, IncrementalPricer] = field(default_factory=dict)
     _tariffs: dict[int, Tariff] = field(default_factory=dict)
     _last_cost: dict[str, tuple[datetime, int]] = field(default_factory=dict)
+    _session_of_tx: dict[int, str | None] = field(default_factory=dict)
 
     # -- the connector page ---------------------------------------------------
     async def connector(self, charger_id: str, connector_id: int) -> ConnectorView:
@@ -122,7 +128,7 @@ class SessionService:
     async def create(
         self, charger_id: str, connector_id: int, owner: str, lang: str
     ) -> SessionRecord:
-        """Reserve the connector (the database refuses a second active session) and place the hold."""
+        """Reserve the connector (the database refuses a second active one); place the hold."""
         view = await self.connector(charger_id, connector_id)
         if view.availability != "available":
             raise SessionUnavailable(f"connector is {view.availability.replace('_', ' ')}")
@@ -168,7 +174,7 @@ class SessionService:
         return record
 
     async def get_owned(self, session_id: str, owner: str | None) -> SessionRecord:
-        """The session, if ``owner`` holds its capability; NotFound otherwise (no hint either way)."""
+        """The session if ``owner`` holds its capability; else NotFound (no hint either way)."""
         record = await self.store.get(session_id) if 16 <= len(session_id) <= 43 else None
         if record is None or owner is None or not secrets.compare_digest(record.owner_hash, owner):
             raise NotFound("no such session")
@@ -249,9 +255,43 @@ class SessionService:
             await self.publish(session_id)
 
     async def _release(self, session_id: str) -> None:
-        from plugpay.services.settlement import enqueue_release  # noqa: PLC0415 (cycle)
+        from plugpay.services.settlement import enqueue_release
 
         await enqueue_release(self, session_id)
+
+    async def demo_pay(self, session_id: str, card: str) -> tuple[SessionRecord, str | None]:
+        """The demo card form: approve, decline or ask for authentication, then confirm."""
+        record = await self._reload(session_id)
+        if self.demo is None or record.payment_ref is None:
+            raise NotFound("no demo payment here")
+        if card not in ("approve", "decline", "authenticate"):
+            raise InvalidInput("card must be approve, decline or authenticate")
+        if record.state == S.CREATED:
+            await self.demo.confirm(record.payment_ref, card)
+        return await self.confirm_payment(session_id)
+
+    async def demo_authenticate(
+        self, session_id: str, ok: bool
+    ) -> tuple[SessionRecord, str | None]:
+        record = await self._reload(session_id)
+        if self.demo is None or record.payment_ref is None:
+            raise NotFound("no demo payment here")
+        if record.state == S.CREATED:
+            await self.demo.authenticate(record.payment_ref, ok)
+        return await self.confirm_payment(session_id)
+
+    async def add_push(
+        self, session_id: str, subscription: PushSubscription, require_https: bool
+    ) -> None:
+        """Remember where to send this session's receipt notification."""
+        endpoint = subscription.endpoint
+        if not endpoint.startswith("https://") and (
+            require_https or not endpoint.startswith("http://")
+        ):
+            raise InvalidInput("push endpoint must be an https URL")
+        if len(endpoint) > 1000 or not subscription.p256dh or not subscription.auth:
+            raise InvalidInput("incomplete push subscription")
+        await self.store.add_push_subscription(session_id, subscription)
 
     # -- stop -------------------------------------------------------------------
     async def stop(self, session_id: str, reason: str = "driver") -> None:
@@ -310,17 +350,31 @@ class SessionService:
             started_at=started_at,
         )
         if moved:
+            self._session_of_tx[transaction_pk] = record.id
             await self.publish(record.id)
 
-    async def on_readings(self, transaction_pk: int) -> None:
+    async def on_readings(self, transaction_pk: int, samples: Sequence[FlaggedSample]) -> None:
         """New durable readings for a transaction: price them and tell the driver."""
-        record = await self.store.by_transaction(transaction_pk)
+        if transaction_pk in self._session_of_tx:
+            session_id = self._session_of_tx[transaction_pk]
+        else:  # first reading of this transaction here: one lookup, then cached
+            found = await self.store.by_transaction(transaction_pk)
+            session_id = self._session_of_tx[transaction_pk] = found.id if found else None
+        if session_id is None:
+            return  # an RFID or other transaction without a driver session
+        record = await self.store.get(session_id)
         if record is None or record.state not in (S.CHARGING, S.STOPPING):
             return
-        breakdown, last = await self._price_live(record)
-        if last is None:
+        new = [
+            Reading(f.sample.at, f.sample.energy_wh, f.sample.power_w)
+            for f in samples
+            if not f.flag and f.sample.energy_wh is not None
+        ]
+        if not new:
             return
+        breakdown = await self._price_live(record, new)
         cost = breakdown.total_due().minor
+        last = new[-1]
         await self.store.update(
             record.id,
             energy_wh=self._pricers[record.id].energy_wh,
@@ -329,9 +383,8 @@ class SessionService:
             last_reading_at=last.at,
         )
         await self.publish(record.id)
-        if record.state == S.CHARGING and must_stop_for_hold(
-            cost, record.hold_minor, self._rate(record.id, last.at, cost)
-        ):
+        rate = self._rate(record.id, last.at, cost)
+        if record.state == S.CHARGING and must_stop_for_hold(cost, record.hold_minor, rate):
             await self.stop(record.id, reason="hold_limit")
 
     def _rate(self, session_id: str, at: datetime, cost: int) -> float:
@@ -348,31 +401,23 @@ class SessionService:
             self._tariffs[record.tariff_pk] = tariff
         return tariff
 
-    async def _price_live(self, record: SessionRecord) -> tuple[PriceBreakdown, Reading | None]:
+    async def _price_live(self, record: SessionRecord, new: list[Reading]) -> PriceBreakdown:
+        """Add the new readings to the session's pricer; rebuild it from the stored
+        readings on first sight, after a restart, or when a reading arrives late."""
         assert record.transaction_pk is not None
-        readings = await self.store.transaction_readings(record.transaction_pk)
-        if not readings:
-            return PriceBreakdown(record.currency, (), Decimal(0), None), None
         pricer = self._pricers.get(record.id)
-        if (
-            pricer is None
-            or pricer.last_at is None
-            or readings[-1].at < pricer.last_at
-            or any(r.at < pricer.last_at for r in readings[pricer.samples :])
-        ):
-            # First sight (or a restart, or a late reading): price from the start.
+        if pricer is None or pricer.last_at is None or new[0].at < pricer.last_at:
+            readings = await self.store.transaction_readings(record.transaction_pk)
             info = await self.store.transaction_info(record.transaction_pk)
             started = info.started_at if info and info.started_at else readings[0].at
             pricer = IncrementalPricer(
                 await self.tariff_of(record), record.time_zone, min(started, readings[0].at)
             )
-            fresh = readings
-        else:
-            fresh = readings[pricer.samples :]
-        for reading in fresh:
+            new = readings
+        for reading in new:
             pricer.add(to_sample(reading))
         self._pricers[record.id] = pricer
-        return pricer.breakdown(), readings[-1]
+        return pricer.breakdown()
 
     async def final_price(
         self, record: SessionRecord
@@ -395,9 +440,11 @@ class SessionService:
         energy = max(r.energy_wh for r in readings) - readings[0].energy_wh
         return breakdown, energy, readings[-1].at
 
-    def forget(self, session_id: str) -> None:
+    def forget(self, session_id: str, transaction_pk: int | None = None) -> None:
         self._pricers.pop(session_id, None)
         self._last_cost.pop(session_id, None)
+        if transaction_pk is not None:
+            self._session_of_tx.pop(transaction_pk, None)
 
     # -- live -------------------------------------------------------------------
     async def _reload(self, session_id: str) -> SessionRecord:

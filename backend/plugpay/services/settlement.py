@@ -102,7 +102,7 @@ class SettlementService:
         )
         if not moved:
             return
-        self.sessions.forget(session_id)
+        self.sessions.forget(session_id, record.transaction_pk)
         kind = "capture" if capture > 0 else "cancel"
         await self.store.add_payment_job(
             PaymentJob(session_id, kind, capture, f"{session_id}:{kind}", 0, _give_up_at(record))

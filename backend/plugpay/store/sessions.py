@@ -139,15 +139,25 @@ class SqlSessionStore:
         async with self.db.connect() as conn:
             row = (
                 await conn.execute(
-                    select(tx.c.ocpp_transaction_id, tx.c.started_at, tx.c.stopped_at, tx.c.status).where(
-                        tx.c.id == transaction_pk
-                    )
+                    select(
+                        tx.c.ocpp_transaction_id,
+                        tx.c.started_at,
+                        tx.c.stopped_at,
+                        tx.c.status,
+                        tx.c.meter_start_wh,
+                        tx.c.meter_stop_wh,
+                    ).where(tx.c.id == transaction_pk)
                 )
             ).first()
         if row is None:
             return None
         return TransactionInfo(
-            row.ocpp_transaction_id, aware(row.started_at), aware(row.stopped_at), row.status == "ended"
+            row.ocpp_transaction_id,
+            aware(row.started_at),
+            aware(row.stopped_at),
+            row.status == "ended",
+            row.meter_start_wh,
+            row.meter_stop_wh,
         )
 
     async def charger_connected(self, charger_id: str) -> bool:

@@ -1,0 +1,69 @@
+"""What a receipt shows, from the settled session and its transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from plugpay.services.ports import SessionRecord, SessionStore, TariffStore
+
+
+@dataclass(frozen=True)
+class ReceiptDetails:
+    site: str | None
+    charger_id: str
+    connector_id: int
+    started_at: datetime | None  # site-local
+    stopped_at: datetime | None
+    meter_start_wh: int | None
+    meter_stop_wh: int | None
+    energy_wh: int
+    lines: list[dict[str, Any]]
+    total_excl_vat: str | None
+    total_incl_vat: str | None
+    currency: str
+    paid_minor: int | None
+    card: str | None
+    final: bool
+
+
+@dataclass
+class ReceiptService:
+    sessions: SessionStore
+    tariffs: TariffStore
+
+    async def details(self, record: SessionRecord) -> ReceiptDetails:
+        place = await self.tariffs.place(record.charger_id, record.connector_id)
+        info = (
+            await self.sessions.transaction_info(record.transaction_pk)
+            if record.transaction_pk
+            else None
+        )
+        zone = ZoneInfo(record.time_zone)
+
+        def local(at: datetime | None) -> datetime | None:
+            return at.astimezone(zone) if at else None
+
+        breakdown = record.breakdown or {}
+        card = None
+        if record.card_brand and record.card_last4:
+            card = f"{record.card_brand.title()} •••• {record.card_last4}"
+        return ReceiptDetails(
+            site=place.site_name if place else None,
+            charger_id=record.charger_id,
+            connector_id=record.connector_id,
+            started_at=local(info.started_at if info else record.started_at),
+            stopped_at=local(info.stopped_at if info and info.stopped_at else record.stopped_at),
+            meter_start_wh=info.meter_start_wh if info else None,
+            meter_stop_wh=info.meter_stop_wh if info else None,
+            energy_wh=record.energy_wh,
+            lines=list(breakdown.get("lines", [])),
+            total_excl_vat=breakdown.get("total_excl_vat"),
+            total_incl_vat=breakdown.get("total_incl_vat"),
+            currency=record.currency,
+            paid_minor=record.captured_minor,
+            card=card,
+            final=record.settled_at is not None,
+        )

@@ -1,0 +1,24 @@
+"""The receipt: /r/{session_id}, printable (and so savable as PDF from the browser)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get
+from litestar.response import Template
+
+from plugpay.web.context import owner_of, page, services
+
+Req = Request[Any, Any, Any]
+
+
+@get("/r/{session_id:str}")
+async def receipt_page(request: Req, session_id: str) -> Template:
+    """Site, charger, times, meter, energy, each price line with VAT, total, payment method."""
+    svc = services(request)
+    record = await svc.sessions.get_owned(session_id, owner_of(request))
+    details = await svc.receipts.details(record)
+    return page(request, "receipt.html", record=record, receipt=details)
+
+
+ROUTES = [receipt_page]

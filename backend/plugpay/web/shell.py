@@ -1,0 +1,90 @@
+"""The PWA shell: manifest, service worker, static files, the start page, error pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from litestar import Request, Response, get
+from litestar.exceptions import NotFoundException
+from litestar.response import File, Template
+from litestar.static_files import create_static_files_router
+
+from plugpay.domain.errors import InvalidInput, NotFound
+from plugpay.web.context import page
+from plugpay.web.i18n import pick_language, translator
+
+PWA_DIR = Path(__file__).resolve().parents[3] / "pwa"
+Req = Request[Any, Any, Any]
+
+
+@get("/", include_in_schema=False)
+async def home(request: Req) -> Template:
+    return page(request, "home.html")
+
+
+@get("/manifest.webmanifest", include_in_schema=False)
+async def manifest() -> File:
+    return File(
+        PWA_DIR / "manifest.webmanifest",
+        media_type="application/manifest+json",
+        content_disposition_type="inline",
+    )
+
+
+@get("/sw.js", include_in_schema=False)
+async def service_worker() -> File:
+    return File(
+        PWA_DIR / "sw.js",
+        media_type="text/javascript",
+        content_disposition_type="inline",
+        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"},
+    )
+
+
+@get("/offline.html", include_in_schema=False)
+async def offline() -> File:
+    return File(PWA_DIR / "offline.html", media_type="text/html", content_disposition_type="inline")
+
+
+static_files = create_static_files_router(
+    path="/static",
+    directories=[PWA_DIR],
+    include_in_schema=False,
+    cache_control=None,
+    send_as_attachment=False,
+)
+
+
+def _wants_html(request: Req) -> bool:
+    return not request.url.path.startswith(("/api/", "/webhooks/", "/ocpp/", "/schema"))
+
+
+def not_found(request: Req, exc: Exception) -> Response[Any]:
+    """A friendly page for people; JSON for machines."""
+    if not _wants_html(request):
+        return Response({"error": "not found"}, status_code=404)
+    _ = translator(pick_language(request.headers.get("accept-language")))
+    message = (
+        _("We could not find that charger or connector.")
+        if request.url.path.startswith("/c/")
+        else _("We could not find that page.")
+    )
+    return page(request, "error.html", 404, title=_("Page not found"), message=message, status=404)
+
+
+def bad_input(request: Req, exc: Exception) -> Response[Any]:
+    if not _wants_html(request):
+        return Response({"error": str(exc)}, status_code=400)
+    _ = translator(pick_language(request.headers.get("accept-language")))
+    return page(
+        request, "error.html", 400, title=_("Something went wrong"), message=str(exc), status=400
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    NotFound: not_found,
+    NotFoundException: not_found,
+    InvalidInput: bad_input,
+}
+ROUTES: list[Any] = [home, manifest, service_worker, offline, static_files]
