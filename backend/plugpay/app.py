@@ -73,6 +73,9 @@ class Runtime:
     async def close(self) -> None:
         await self.writer.close()
         await self.live.close()
+        close_payments = getattr(self.payments, "close", None)
+        if close_payments is not None:
+            await close_payments()
         await self.db.dispose()
 
 
@@ -87,6 +90,9 @@ def build_payments(settings: Settings, db: Database) -> PaymentGateway:
             settings.stripe_publishable_key,
             settings.stripe_webhook_secret or "",
             settings.stripe_api_base,
+            # A replaced API base is a Stripe stand-in (localstripe in the tests),
+            # which refuses a few create parameters real Stripe needs.
+            localstripe=settings.stripe_api_base is not None,
         )
     return DemoGateway(SqlDemoPaymentStore(db), webhook_secret=settings.secret_key)
 

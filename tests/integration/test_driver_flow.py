@@ -1,0 +1,136 @@
+"""The guest flow over real HTTP and OCPP: scan, price, pay (demo), charge, stop, receipt."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from plugpay.store import tables as t
+from support.driver import Phone, demo_site, eventually, running_sim, stop_sim
+from support.server import RunningServer
+
+
+async def session_state(server: RunningServer, session_id: str) -> str:
+    record = await server.runtime.session_store.get(session_id)
+    assert record is not None
+    return record.state
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_guest_pays_charges_stops_and_is_billed_exactly(
+    server: RunningServer, version: str
+) -> None:
+    charger_id, _ = await demo_site(server)
+    sim, task = await running_sim(server, version, power_kw=50.0, meter_interval=0.2)
+    phone = Phone(server)
+    try:
+        started = await phone.start(charger_id, 1)
+        assert started.status_code == 303
+        session_id = started.headers["location"].rsplit("/", 1)[-1]
+        cookie = started.headers.get("set-cookie", "")
+        assert (
+            "plugpay_owner=" in cookie
+            and "HttpOnly" in cookie
+            and "SameSite=lax" in cookie.replace("Lax", "lax")
+        )
+        assert len(session_id) >= 22  # >= 128 bits, URL-safe
+
+        paid = await phone.pay(session_id)
+        assert paid.status_code == 303 and paid.headers["location"] == f"/s/{session_id}"
+
+        async def charging_with_cost() -> bool:
+            record = await server.runtime.session_store.get(session_id)
+            return record is not None and record.state == "CHARGING" and record.cost_minor > 0
+
+        await eventually(charging_with_cost)
+        live = await phone.client.get(f"/s/{session_id}")
+        assert live.status_code == 200 and 'sse-connect="/s/' in live.text
+
+        stopped = await phone.stop(session_id)
+        assert stopped.status_code == 303
+
+        async def settled() -> bool:
+            return await session_state(server, session_id) == "SETTLED"
+
+        await eventually(settled)
+        record = await server.runtime.session_store.get(session_id)
+        assert record is not None and record.breakdown is not None
+        # The captured amount is the engine's total for the stored readings, within the hold.
+        final, energy, _ = await server.runtime.services.sessions.final_price(record)
+        assert record.captured_minor == final.total_due().minor == record.cost_minor
+        assert 0 < record.captured_minor <= record.hold_minor
+        assert energy == record.energy_wh > 0
+        async with server.runtime.db.connect() as conn:
+            ledger = (await conn.execute(select(t.ledger_entries))).mappings().all()
+        assert [(e["kind"], e["amount_minor"]) for e in ledger] == [
+            ("capture", record.captured_minor)
+        ]
+        payment = await server.runtime.payments.get(record.payment_ref or "")
+        assert (
+            payment.status == "succeeded" and payment.amount_received_minor == record.captured_minor
+        )
+
+        receipt = await phone.client.get(f"/r/{session_id}")
+        assert receipt.status_code == 200
+        assert "Receipt" in receipt.text and "ENERGY" in receipt.text.upper()
+    finally:
+        await phone.close()
+        await stop_sim(sim, task)
+
+
+async def test_someone_elses_session_is_not_found_everywhere(server: RunningServer) -> None:
+    charger_id, _ = await demo_site(server)
+    sim, task = await running_sim(server, "1.6", meter_interval=0.5)
+    owner, stranger = Phone(server), Phone(server)
+    try:
+        started = await owner.start(charger_id, 1)
+        session_id = started.headers["location"].rsplit("/", 1)[-1]
+        await owner.pay(session_id)
+        for path in (
+            f"/s/{session_id}",
+            f"/s/{session_id}/events",
+            f"/r/{session_id}",
+            f"/pay/{session_id}",
+        ):
+            response = await stranger.client.get(path)
+            assert response.status_code == 404, path
+        # A stranger cannot stop it either, even with a valid CSRF token of their own.
+        page = await stranger.client.get(f"/c/{charger_id}/2")
+        from support.driver import csrf_of
+
+        response = await stranger.client.post(
+            f"/s/{session_id}/stop", data={"_csrf_token": csrf_of(page.text)}
+        )
+        assert response.status_code == 404
+        assert await session_state(server, session_id) in ("STARTING", "CHARGING")
+    finally:
+        await owner.close()
+        await stranger.close()
+        await stop_sim(sim, task)
+
+
+async def test_forms_without_csrf_token_are_refused_and_change_nothing(
+    server: RunningServer,
+) -> None:
+    charger_id, _ = await demo_site(server)
+    phone = Phone(server)
+    try:
+        await phone.client.get(f"/c/{charger_id}/1")
+        response = await phone.client.post(f"/c/{charger_id}/1/start", data={})
+        assert response.status_code == 403
+        async with server.runtime.db.connect() as conn:
+            assert (await conn.execute(select(t.charging_sessions))).first() is None
+    finally:
+        await phone.close()
+
+
+async def test_unknown_charger_or_connector_gets_a_friendly_404(server: RunningServer) -> None:
+    await demo_site(server)
+    phone = Phone(server, lang="de-DE,de;q=0.9")
+    try:
+        for path in ("/c/NOPE/1", "/c/CP-1/9"):
+            response = await phone.client.get(path)
+            assert response.status_code == 404
+            assert "Ladesäule" in response.text and "<html" in response.text
+    finally:
+        await phone.close()
