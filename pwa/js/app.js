@@ -27,10 +27,9 @@
     return out;
   }
 
-  // <button data-enable-push data-vapid-key="…" data-push-url="/…"
-  //   data-status="ID" data-msg-on="…" data-msg-denied="…" data-msg-error="…" data-msg-unsupported="…">
-  // The button's data-push-state becomes working | on | denied | error | unsupported;
-  // the matching data-msg-* text goes into the element with id data-status (make it role="status").
+  // <button data-enable-push data-vapid-key="…" data-push-url="/…" [data-status="ID"]
+  //   [data-msg-on|denied|error|unsupported="…"]>: data-push-state becomes working | on |
+  // denied | error | unsupported, and data-msg-<state> goes into #ID (a role="status").
   function setState(btn, state) {
     btn.setAttribute("data-push-state", state);
     btn.disabled = state === "working" || state === "on" || state === "unsupported";
@@ -68,16 +67,17 @@
     }
   }
 
+  // <button data-print> prints the page (no inline handler needed).
   doc.addEventListener("click", function (e) {
-    var btn = e.target.closest && e.target.closest("[data-enable-push]");
-    if (btn) {
-      e.preventDefault();
-      enablePush(btn);
-    }
+    var el = e.target.closest && e.target.closest("[data-enable-push], [data-print]");
+    if (!el) return;
+    e.preventDefault();
+    if (el.hasAttribute("data-print")) window.print();
+    else enablePush(el);
   });
 
-  // Elapsed time: <span data-started-at="2025-01-01T10:00:00Z">…</span> shows mm:ss,
-  // from one hour on h:mm:ss, updated every second; data-ended-at freezes it.
+  // <span data-started-at="ISO time" [data-ended-at="ISO time"]>: mm:ss, from one hour on
+  // h:mm:ss, every second; kept out of any surrounding live region (aria-live="off").
   function two(n) {
     return (n < 10 ? "0" : "") + n;
   }
@@ -91,6 +91,7 @@
       var start = Date.parse(el.dataset.startedAt);
       var end = el.dataset.endedAt ? Date.parse(el.dataset.endedAt) : now;
       if (isNaN(start) || isNaN(end)) return;
+      if (!el.hasAttribute("aria-live")) el.setAttribute("aria-live", "off");
       var text = elapsed(Math.max(0, Math.floor((end - start) / 1000)));
       if (el.textContent !== text) el.textContent = text;
     });
