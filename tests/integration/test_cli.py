@@ -1,0 +1,138 @@
+"""The `plugpay` command as an operator runs it: real processes, a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "infra" / "examples"
+PLUGPAY = [sys.executable, "-m", "plugpay.cli"]
+
+
+@pytest.fixture
+def run(tmp_path: Path):  # type: ignore[no-untyped-def]
+    env = {
+        **os.environ,
+        "PLUGPAY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db",
+        "PLUGPAY_SECRET_FILE": str(tmp_path / "secret"),
+    }
+
+    def plugpay(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*PLUGPAY, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+
+    return plugpay
+
+
+def test_charger_add_and_list(run) -> None:  # type: ignore[no-untyped-def]
+    added = run(
+        "charger",
+        "add",
+        "CP-7",
+        "--password",
+        "a-long-charger-password",
+        "--connectors",
+        "2",
+        "--site",
+        "Depot",
+    )
+    assert added.returncode == 0, added.stderr
+    listed = run("charger", "list")
+    assert listed.returncode == 0
+    assert (
+        "CP-7" in listed.stdout
+        and "offline" in listed.stdout
+        and "1:Unknown, 2:Unknown" in listed.stdout
+    )
+    again = run("charger", "add", "CP-7", "--password", "a-long-charger-password")
+    assert (
+        again.returncode == 2 and again.stderr.count("\n") == 1 and "already exists" in again.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (("charger", "add", "CP 1", "--password", "a-long-charger-password"), "charger id"),
+        (("charger", "add", "CP-1", "--password", "short"), "password"),
+        (
+            (
+                "charger",
+                "add",
+                "CP-1",
+                "--password",
+                "a-long-charger-password",
+                "--connectors",
+                "0",
+            ),
+            "connectors",
+        ),
+        (
+            ("charger", "add", "CP-1", "--password", "a-long-charger-password", "--tariff", "NOPE"),
+            "no tariff",
+        ),
+        (("tariff", "quote", "NOPE", "--kwh", "1", "--minutes", "1"), "no tariff"),
+        (("tariff", "import", "/does/not/exist.json"), "cannot read"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_one_line(run, args: tuple[str, ...], reason: str) -> None:  # type: ignore[no-untyped-def]
+    result = run(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith("plugpay: ") and result.stderr.count("\n") == 1
+    assert reason in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_tariff_import_refuses_a_bad_tariff_and_stores_nothing(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "id": "X",
+                "currency": "EUR",
+                "elements": [
+                    {"price_components": [{"type": "ENERGY", "price": -1, "step_size": 1}]}
+                ],
+            }
+        )
+    )
+    result = run("tariff", "import", str(bad))
+    assert result.returncode == 2 and "price" in result.stderr
+    assert "no tariffs" in run("tariff", "list").stdout
+
+
+def test_tariff_import_quote_and_new_versions(run) -> None:  # type: ignore[no-untyped-def]
+    imported = run("tariff", "import", str(EXAMPLES / "time-of-use-idle-fee.json"))
+    assert imported.returncode == 0 and imported.stdout.strip() == "TOU-IDLE"
+    quoted = run(
+        "tariff",
+        "quote",
+        "TOU-IDLE",
+        "--kwh",
+        "20",
+        "--minutes",
+        "40",
+        "--parking-minutes",
+        "30",
+        "--start",
+        "2026-11-23T18:30",
+        "--time-zone",
+        "Europe/Berlin",
+        "--json",
+    )
+    assert quoted.returncode == 0, quoted.stderr
+    document = json.loads(quoted.stdout)
+    assert document["currency"] == "EUR"
+    assert document["total_incl_vat"] == "16.07"
+    assert {line["dimension"] for line in document["lines"]} == {"ENERGY", "PARKING_TIME", "FLAT"}
+    # Importing again makes a new version; the old one stays for running sessions.
+    run("tariff", "import", str(EXAMPLES / "time-of-use-idle-fee.json"))
+    assert "TOU-IDLE\tv2" in run("tariff", "list").stdout
+    table = run("tariff", "quote", "TOU-IDLE", "--kwh", "20", "--minutes", "40")
+    assert table.returncode == 0 and "TOTAL" in table.stdout
