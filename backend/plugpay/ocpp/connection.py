@@ -15,16 +15,25 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from plugpay.domain.errors import CommandFailed, CommandTimeout, InvalidInput, PlugpayError
+from plugpay.domain.errors import (
+    ChargerOffline,
+    CommandFailed,
+    CommandTimeout,
+    InvalidInput,
+    PlugpayError,
+)
 from plugpay.ocpp import framing, schemas
 from plugpay.ocpp.framing import Call, CallResult, FrameError
-from plugpay.ocpp.meter import MeterValueError
-from plugpay.ocpp.metrics import CALL_ERRORS, HANDLER_SECONDS, MESSAGES
+from plugpay.ocpp.metrics import CALL_ERRORS, HANDLER_SECONDS, MESSAGES, metric_code
 from plugpay.services.ports import LoggedMessage, MessageLog
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[["ChargerConnection", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def _internal(unique_id: str) -> FrameError:
+    return FrameError("internal", "Internal error", unique_id)
 
 
 class ChargerConnection:
@@ -77,65 +86,82 @@ class ChargerConnection:
         await self._send_text(frame)
 
     # -- inbound ------------------------------------------------------------
-    async def receive(self, text: str) -> None:
+    async def receive(self, text: str | bytes) -> None:
         """Handle one frame from the charger."""
         try:
             frame = framing.parse_frame(text)
         except FrameError as exc:
-            self._record("in", text, None, exc.unique_id, None)
-            await self._reply_error(exc, None)
+            raw = text if isinstance(text, str) else text.decode("utf-8", errors="replace")
+            self._record("in", raw, None, exc.unique_id, None)
+            if exc.reply:
+                await self._reply_error(exc, None)
+            else:  # a broken answer: fail the command it answers, never answer it
+                self._settle(exc.unique_id, CommandFailed("FormationViolation", exc.description))
             return
+        raw = text if isinstance(text, str) else text.decode()
         if isinstance(frame, Call):
-            self._record("in", text, framing.CALL, frame.unique_id, frame.action)
+            self._record("in", raw, framing.CALL, frame.unique_id, frame.action)
             await self._on_call(frame)
         elif isinstance(frame, CallResult):
-            self._record("in", text, framing.CALLRESULT, frame.unique_id, None)
-            waiter = self._pending.pop(frame.unique_id, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(frame.payload)
+            self._record("in", raw, framing.CALLRESULT, frame.unique_id, None)
+            self._settle(frame.unique_id, frame.payload)
         else:
-            self._record("in", text, framing.CALLERROR, frame.unique_id, None)
-            CALL_ERRORS.labels("in", frame.code).inc()
-            waiter = self._pending.pop(frame.unique_id, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(CommandFailed(frame.code, frame.description, frame.details))
+            self._record("in", raw, framing.CALLERROR, frame.unique_id, None)
+            CALL_ERRORS.labels("in", metric_code(frame.code)).inc()
+            self._settle(
+                frame.unique_id, CommandFailed(frame.code, frame.description, frame.details)
+            )
+
+    def _settle(self, unique_id: str, outcome: dict[str, Any] | Exception) -> None:
+        """Hand an answer to the command waiting for it; answers to nothing are ignored."""
+        waiter = self._pending.pop(unique_id, None)
+        if waiter is None or waiter.done():
+            return
+        if isinstance(outcome, Exception):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)
 
     async def _on_call(self, call: Call) -> None:
         started = time.perf_counter()
+        action = call.action
+        known = schemas.known_action(self.version, action)
         try:
-            schemas.validate(self.version, call.action, call.payload, call.unique_id)
-            handler = self._handlers.get(call.action)
+            if not known:
+                raise FrameError("not_implemented", f"Unknown action {action[:64]}")
+            handler = self._handlers.get(action)
             if handler is None:
-                raise FrameError(
-                    "not_supported",
-                    f"{call.action} is not supported by this server",
-                    call.unique_id,
-                )
+                raise FrameError("not_supported", f"{action} is not supported by this server")
+            schemas.validate(self.version, action, call.payload, call.unique_id)
             response = await handler(self, call.payload)
-            schemas.validate(self.version, call.action, response, call.unique_id, response=True)
         except FrameError as exc:
             exc.unique_id = call.unique_id
-            await self._reply_error(exc, call.action)
+            await self._reply_error(exc, action if known else None)
             return
-        except (MeterValueError, InvalidInput) as exc:
-            await self._reply_error(FrameError("property", str(exc), call.unique_id), call.action)
+        except InvalidInput as exc:
+            await self._reply_error(FrameError("property", str(exc), call.unique_id), action)
             return
         except PlugpayError as exc:
-            await self._reply_error(FrameError("generic", str(exc), call.unique_id), call.action)
+            await self._reply_error(FrameError("generic", str(exc), call.unique_id), action)
             return
         except Exception:
-            log.exception("handler for %s from %s failed", call.action, self.charger_id)
-            await self._reply_error(
-                FrameError("internal", "Internal error", call.unique_id), call.action
-            )
+            # Not acknowledged: the charger keeps the message and sends it again.
+            log.exception("handler for %s from %s failed", action, self.charger_id)
+            await self._reply_error(_internal(call.unique_id), action)
             return
-        HANDLER_SECONDS.labels(call.action).observe(time.perf_counter() - started)
-        MESSAGES.labels(self.version, call.action, "ok").inc()
+        try:
+            schemas.validate(self.version, action, response, call.unique_id, response=True)
+        except FrameError as exc:
+            log.error("our %s answer to %s breaks the schema: %s", action, self.charger_id, exc)
+            await self._reply_error(_internal(call.unique_id), action)
+            return
+        HANDLER_SECONDS.labels(action).observe(time.perf_counter() - started)
+        MESSAGES.labels(self.version, action, "ok").inc()
         await self._send(
             framing.result_frame(call.unique_id, response),
             framing.CALLRESULT,
             call.unique_id,
-            call.action,
+            action,
         )
 
     async def _reply_error(self, exc: FrameError, action: str | None) -> None:
@@ -159,13 +185,21 @@ class ChargerConnection:
         except FrameError as exc:
             raise InvalidInput(f"{action} for OCPP {self.version}: {exc.description}") from None
         async with self._call_lock:  # OCPP-J: one CALL in flight per direction
+            if self.closed:
+                raise ChargerOffline(f"charger {self.charger_id} is not connected")
             unique_id = str(uuid.uuid4())
             waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             self._pending[unique_id] = waiter
             try:
-                await self._send(
-                    framing.call_frame(unique_id, action, payload), framing.CALL, unique_id, action
-                )
+                try:
+                    await self._send(
+                        framing.call_frame(unique_id, action, payload),
+                        framing.CALL,
+                        unique_id,
+                        action,
+                    )
+                except OSError:  # the socket went away under us
+                    raise ChargerOffline(f"charger {self.charger_id} is not connected") from None
                 result = await asyncio.wait_for(waiter, timeout or self.call_timeout)
             except TimeoutError:
                 raise CommandTimeout(f"{self.charger_id} did not answer {action} in time") from None

@@ -14,6 +14,12 @@ import msgspec
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 
+# OCPP-J: "messageId: string, maximum of 36 characters".
+MAX_MESSAGE_ID = 36
+# A too-long id is still echoed in the CALLERROR so the charger can match it,
+# up to this length; anything longer is answered with the id "-1".
+MAX_ECHOED_ID = 128
+
 # Logical error kinds -> the code each version spells.
 _CODES = {
     "1.6": {
@@ -23,10 +29,14 @@ _CODES = {
         "not_supported": "NotSupported",
         "type": "TypeConstraintViolation",
         "property": "PropertyConstraintViolation",
-        "occurrence": "OccurenceConstraintViolation",  # sic, as in OCPP-J 1.6
+        # The OCPP-J 1.6 PDF spells it with one "r"; its errata sheet lists the
+        # typo among the known issues that will not be fixed, so 1.6 keeps it.
+        "occurrence": "OccurenceConstraintViolation",
         "internal": "InternalError",
         "generic": "GenericError",
         "security": "SecurityError",
+        # 1.6 has no code of its own for an unknown message type (§4.1.3 only
+        # says to ignore the payload); ProtocolError is the nearest.
         "message_type": "ProtocolError",
     },
     "2.0.1": {
@@ -50,13 +60,20 @@ def error_code(version: str, kind: str) -> str:
 
 
 class FrameError(Exception):
-    """A frame that cannot be processed; answered with a CALLERROR."""
+    """A frame that cannot be processed; answered with a CALLERROR.
 
-    def __init__(self, kind: str, description: str, unique_id: str = "-1") -> None:
+    ``reply`` is False for a broken CALLRESULT or CALLERROR: an answer is never
+    answered, it is only logged (and fails the command it belongs to, if any).
+    """
+
+    def __init__(
+        self, kind: str, description: str, unique_id: str = "-1", *, reply: bool = True
+    ) -> None:
         super().__init__(description)
         self.kind = kind
         self.description = description
         self.unique_id = unique_id
+        self.reply = reply
 
 
 @dataclass(slots=True)
@@ -86,6 +103,36 @@ _decode = msgspec.json.Decoder(list[Any]).decode
 _encode = msgspec.json.Encoder().encode
 
 
+def _echo_id(value: Any) -> str:
+    if isinstance(value, str) and 0 < len(value) <= MAX_ECHOED_ID:
+        return value
+    return "-1"
+
+
+def _payload(value: Any) -> dict[str, Any] | None:
+    # OCPP-J §4.2.1/§4.2.2: "null or an empty object {}" both mean no payload.
+    if value is None:
+        return {}
+    return value if isinstance(value, dict) else None
+
+
+def _may_hold_nul(text: str | bytes) -> bool:
+    # A fast scan of the raw frame spares the walk through every payload.
+    if isinstance(text, bytes):
+        return b"\\u0000" in text or b"\x00" in text
+    return "\\u0000" in text or "\x00" in text
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
 def parse_frame(text: str | bytes) -> Frame:
     """Decode one OCPP-J frame. Raises FrameError with the CALLERROR kind to answer."""
     try:
@@ -95,25 +142,32 @@ def parse_frame(text: str | bytes) -> Frame:
     if not frame or not isinstance(frame[0], int) or isinstance(frame[0], bool):
         raise FrameError("format", "First element must be the message type id")
     message_type = frame[0]
-    unique_id = frame[1] if len(frame) > 1 and isinstance(frame[1], str) else "-1"
+    unique_id = _echo_id(frame[1]) if len(frame) > 1 else "-1"
     if message_type == CALL:
         if len(frame) != 4:
             raise FrameError("format", "CALL must have 4 elements", unique_id)
-        if not isinstance(frame[1], str) or not 0 < len(frame[1]) <= 36:
-            raise FrameError("format", "Message id must be a string of at most 36 chars")
+        if not isinstance(frame[1], str) or not 0 < len(frame[1]) <= MAX_MESSAGE_ID:
+            raise FrameError("format", "Message id must be a string of 1 to 36 chars", unique_id)
         if not isinstance(frame[2], str):
             raise FrameError("format", "Action must be a string", unique_id)
-        if not isinstance(frame[3], dict):
+        payload = _payload(frame[3])
+        if payload is None:
             raise FrameError("format", "Payload must be a JSON object", unique_id)
-        return Call(frame[1], frame[2], frame[3])
+        if _may_hold_nul(text) and _holds_nul(payload):
+            # Valid JSON, but no OCPP string holds NUL, and PostgreSQL text cannot.
+            raise FrameError("property", "Strings must not contain NUL characters", unique_id)
+        return Call(frame[1], frame[2], payload)
     if message_type == CALLRESULT:
-        if len(frame) != 3 or not isinstance(frame[1], str) or not isinstance(frame[2], dict):
-            raise FrameError("format", "CALLRESULT must be [3, id, {payload}]", unique_id)
-        return CallResult(frame[1], frame[2])
+        payload = _payload(frame[2]) if len(frame) == 3 else None
+        if payload is None or not isinstance(frame[1], str):
+            raise FrameError(
+                "format", "CALLRESULT must be [3, id, {payload}]", unique_id, reply=False
+            )
+        return CallResult(frame[1], payload)
     if message_type == CALLERROR:
-        if len(frame) != 5 or not isinstance(frame[1], str):
-            raise FrameError("format", "CALLERROR must have 5 elements", unique_id)
-        details = frame[4] if isinstance(frame[4], dict) else {}
+        if len(frame) not in (4, 5) or not isinstance(frame[1], str):
+            raise FrameError("format", "CALLERROR must have 5 elements", unique_id, reply=False)
+        details = frame[4] if len(frame) == 5 and isinstance(frame[4], dict) else {}
         return CallError(frame[1], str(frame[2]), str(frame[3]), details)
     raise FrameError("message_type", f"Unknown message type id {message_type}", unique_id)
 

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from plugpay.ocpp.connection import ChargerConnection, Handler
-from plugpay.ocpp.meter import normalise, parse_timestamp
+from plugpay.ocpp.fields import bounded, readings, register
+from plugpay.ocpp.meter import parse_timestamp
 from plugpay.services.ports import BootInfo, StartInput, StopInput
 
 
@@ -33,7 +34,8 @@ async def on_heartbeat(conn: ChargerConnection, _p: dict[str, Any]) -> dict[str,
 async def on_status_notification(conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
     at = parse_timestamp(p["timestamp"]) if "timestamp" in p else datetime.now(UTC)
     error = p["errorCode"] if p["errorCode"] != "NoError" else None
-    await conn.services.chargers.status(conn.charger_id, p["connectorId"], p["status"], error, at)
+    connector_id = bounded(p["connectorId"], "connectorId")
+    await conn.services.chargers.status(conn.charger_id, connector_id, p["status"], error, at)
     return {}
 
 
@@ -44,30 +46,36 @@ async def on_authorize(conn: ChargerConnection, p: dict[str, Any]) -> dict[str, 
 async def on_start_transaction(conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
     start = StartInput(
         charger_id=conn.charger_id,
-        connector_id=p["connectorId"],
+        connector_id=bounded(p["connectorId"], "connectorId", low=1),
         id_tag=p["idTag"],
         at=parse_timestamp(p["timestamp"]),
-        meter_start_wh=p["meterStart"],
+        meter_start_wh=register(p["meterStart"], "meterStart"),
     )
     pk, status = await conn.services.transactions.start_16(start)
     return {"transactionId": pk, "idTagInfo": {"status": status}}
 
 
 async def on_meter_values(conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
-    samples = normalise(p["meterValue"])
+    connector_id = bounded(p["connectorId"], "connectorId")
+    transaction_id = p.get("transactionId")
+    samples = await readings(conn, "MeterValues", p["meterValue"])
     await conn.services.transactions.meter_values(
-        conn.charger_id, p["connectorId"], p.get("transactionId"), samples
+        conn.charger_id,
+        connector_id,
+        int(transaction_id) if transaction_id is not None else None,
+        samples,
     )
     return {}
 
 
 async def on_stop_transaction(conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
-    samples = normalise(p.get("transactionData", ()))
+    meter_stop = register(p["meterStop"], "meterStop")
+    samples = await readings(conn, "StopTransaction", p.get("transactionData", ()))
     stop = StopInput(
         charger_id=conn.charger_id,
-        transaction_pk=p["transactionId"],
+        transaction_pk=int(p["transactionId"]),
         at=parse_timestamp(p["timestamp"]),
-        meter_stop_wh=p["meterStop"],
+        meter_stop_wh=meter_stop,
         reason=p.get("reason"),
         id_tag=p.get("idTag"),
     )
@@ -93,6 +101,18 @@ async def on_diagnostics_status_notification(
     return {}  # kept in the message log; nothing else depends on it
 
 
+async def on_security_event_notification(
+    conn: ChargerConnection, p: dict[str, Any]
+) -> dict[str, Any]:
+    # OCPP 1.6 security whitepaper: the same notification as in 2.0.1.
+    await conn.services.chargers.report(
+        conn.charger_id,
+        "security_event",
+        {"type": p["type"], "timestamp": p["timestamp"], "techInfo": p.get("techInfo")},
+    )
+    return {}
+
+
 HANDLERS: dict[str, Handler] = {
     "BootNotification": on_boot_notification,
     "Heartbeat": on_heartbeat,
@@ -104,4 +124,5 @@ HANDLERS: dict[str, Handler] = {
     "DataTransfer": on_data_transfer,
     "FirmwareStatusNotification": on_firmware_status_notification,
     "DiagnosticsStatusNotification": on_diagnostics_status_notification,
+    "SecurityEventNotification": on_security_event_notification,
 }

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from plugpay.ocpp.connection import ChargerConnection, Handler
-from plugpay.ocpp.meter import normalise, parse_timestamp
+from plugpay.ocpp.fields import bounded, readings
+from plugpay.ocpp.meter import parse_timestamp
 from plugpay.services.ports import BootInfo, EventInput
 
 
@@ -37,7 +38,11 @@ async def on_heartbeat(conn: ChargerConnection, _p: dict[str, Any]) -> dict[str,
 
 async def on_status_notification(conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
     await conn.services.chargers.status(
-        conn.charger_id, p["evseId"], p["connectorStatus"], None, parse_timestamp(p["timestamp"])
+        conn.charger_id,
+        bounded(p["evseId"], "evseId"),
+        p["connectorStatus"],
+        None,
+        parse_timestamp(p["timestamp"]),
     )
     return {}
 
@@ -55,23 +60,22 @@ async def on_transaction_event(conn: ChargerConnection, p: dict[str, Any]) -> di
         charger_id=conn.charger_id,
         ocpp_transaction_id=info["transactionId"],
         event_type=p["eventType"],
-        seq_no=p["seqNo"],
+        seq_no=bounded(p["seqNo"], "seqNo"),
         at=parse_timestamp(p["timestamp"]),
         offline=bool(p.get("offline", False)),
-        connector_id=evse.get("id"),
+        connector_id=bounded(evse["id"], "evse.id") if "id" in evse else None,
         id_tag=token["idToken"] if token and token.get("type") != "NoAuthorization" else None,
         stopped_reason=info.get("stoppedReason"),
     )
-    response: dict[str, Any] = await conn.services.transactions.transaction_event(
-        event, normalise(p.get("meterValue", ()))
-    )
+    samples = await readings(conn, "TransactionEvent", p.get("meterValue", ()))
+    response: dict[str, Any] = await conn.services.transactions.transaction_event(event, samples)
     return response
 
 
 async def on_meter_values(conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
-    await conn.services.transactions.meter_values(
-        conn.charger_id, p["evseId"], None, normalise(p["meterValue"])
-    )
+    evse_id = bounded(p["evseId"], "evseId")
+    samples = await readings(conn, "MeterValues", p["meterValue"])
+    await conn.services.transactions.meter_values(conn.charger_id, evse_id, None, samples)
     return {}
 
 

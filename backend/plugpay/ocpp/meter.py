@@ -2,15 +2,21 @@
 
 Chargers send kWh or Wh, strings (1.6) or numbers (2.0.1), with or without a
 measurand (the default is Energy.Active.Import.Register), per phase or total,
-and 2.0.1 adds a power-of-ten multiplier. Everything past this module sees
-plain integers.
+at the outlet or elsewhere, and 2.0.1 adds a power-of-ten multiplier.
+Everything past this module sees plain integers.
+
+A sampled value that cannot be read (not a number, a unit that does not fit
+its measurand, absurdly large) is left out and described in ``problems``: the
+charger still gets its answer (OCPP 1.6 §4.7, 2.0.1 E03: sanity checks never
+stop the CSMS from answering), and an operator gets a review item.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, DecimalException
 from typing import Any
 
 from plugpay.domain.metering import MeterSample
@@ -20,19 +26,34 @@ POWER = "Power.Active.Import"
 CURRENT = "Current.Import"
 SOC = "SoC"
 
+# Unit (case-insensitive, as chargers spell them freely) -> factor to Wh, W, mA, %.
 _SCALE = {
-    "Wh": Decimal(1),
-    "kWh": Decimal(1000),
-    "W": Decimal(1),
-    "kW": Decimal(1000),
-    "A": Decimal(1000),
-    "Percent": Decimal(1),
+    ENERGY: {"wh": Decimal(1), "kwh": Decimal(1000)},
+    POWER: {"w": Decimal(1), "kw": Decimal(1000)},
+    CURRENT: {"a": Decimal(1000)},
+    SOC: {"percent": Decimal(1)},
 }
 _DEFAULT_UNIT = {ENERGY: "Wh", POWER: "W", CURRENT: "A", SOC: "Percent"}
+# Magnitudes beyond these are broken data, not measurements (and would not fit
+# the database columns): 1 TWh, 1 GW, 1 MA.
+_LIMIT = {ENERGY: 10**12, POWER: 10**9, CURRENT: 10**9, SOC: 100}
+_MAX_MULTIPLIER = 9
+# Where a measurand is read: the connector's own meter unless said otherwise.
+_OUTLET = (None, "Outlet")
+# Phase -> line it belongs to ("L1" and "L1-N" are both line 1; "L1-L2" is not a line).
+_LINE = {"L1": 1, "L2": 2, "L3": 3, "L1-N": 1, "L2-N": 2, "L3-N": 3}
 
 
 class MeterValueError(ValueError):
     """A sampled value that is not a number or has an unknown unit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Readout:
+    """What OCPP meterValue entries say: samples, oldest first, and what was unreadable."""
+
+    samples: list[MeterSample]
+    problems: list[str] = field(default_factory=list)
 
 
 def parse_timestamp(value: str) -> datetime:
@@ -54,60 +75,90 @@ def _unit_and_multiplier(sampled: dict[str, Any], measurand: str) -> tuple[str, 
     return str(sampled.get("unit") or _DEFAULT_UNIT[measurand]), 0
 
 
-def _scaled(sampled: dict[str, Any], measurand: str) -> int:
+def scaled(sampled: dict[str, Any], measurand: str) -> int:
+    """A sampled value as an integer in its measurand's base unit; MeterValueError if unreadable."""
     unit, multiplier = _unit_and_multiplier(sampled, measurand)
-    scale = _SCALE.get(unit)
+    scale = _SCALE[measurand].get(unit.lower())
     if scale is None:
         raise MeterValueError(f"unit {unit!r} is not usable for {measurand}")
+    if abs(multiplier) > _MAX_MULTIPLIER:
+        raise MeterValueError(f"multiplier {multiplier} of {measurand} is out of range")
+    raw = sampled.get("value")
     try:
-        value = Decimal(str(sampled["value"]))
-    except InvalidOperation:
-        raise MeterValueError(f"{measurand} value {sampled['value']!r} is not a number") from None
+        value = Decimal(str(raw).strip())
+    except DecimalException:
+        raise MeterValueError(f"{measurand} value {raw!r} is not a number") from None
     if not value.is_finite():
-        raise MeterValueError(f"{measurand} value {sampled['value']!r} is not finite")
-    scaled = value * scale * (Decimal(10) ** multiplier)
-    return int(scaled.to_integral_value(rounding=ROUND_HALF_UP))
+        raise MeterValueError(f"{measurand} value {raw!r} is not finite")
+    exact = (value * scale).scaleb(multiplier)
+    # Check the magnitude before making an int of it: "1e999999" is a valid number.
+    if exact.adjusted() > 15 or abs(exact) > _LIMIT[measurand]:
+        raise MeterValueError(f"{measurand} value {raw!r} is out of range")
+    return int(exact.to_integral_value(rounding=ROUND_HALF_UP))
 
 
-def _combine(measurand: str, values: list[tuple[str | None, int]]) -> int | None:
-    """Prefer a total (no phase); else add up the line phases (L1, L2, L3)."""
+def _combine(measurand: str, values: list[tuple[str | None, str | None, int]]) -> int | None:
+    """Prefer the outlet; there a total (no phase), else the line phases added up."""
     if not values:
         return None
-    for phase, value in values:
+    at_outlet = [v for v in values if v[1] in _OUTLET] or values
+    for phase, _, value in at_outlet:
         if phase is None:
             return value
-    line_phases = [v for p, v in values if p in ("L1", "L2", "L3")]
+    lines: dict[int, int] = {}
+    for phase, _, value in at_outlet:
+        line = _LINE.get(phase or "")
+        if line is not None:
+            lines.setdefault(line, value)
+    if not lines:
+        return at_outlet[0][2]
     if measurand == CURRENT:  # current per phase: the highest phase matters
-        return max(line_phases or [v for _, v in values])
-    return sum(line_phases) if line_phases else values[0][1]
+        return max(lines.values())
+    return sum(lines.values())
 
 
-def normalise(meter_values: Iterable[dict[str, Any]]) -> list[MeterSample]:
-    """Turn OCPP ``meterValue`` entries into MeterSamples, oldest first."""
-    samples = []
+def _context(contexts: dict[str, str | None]) -> str | None:
+    # The energy register's context decides (Transaction.Begin / End matter).
+    return contexts.get(ENERGY) or next((c for c in contexts.values() if c), None)
+
+
+def normalise(meter_values: Iterable[dict[str, Any]]) -> Readout:
+    """Turn OCPP ``meterValue`` entries into MeterSamples, oldest first.
+
+    Entries with the same timestamp are one instant (OCPP allows splitting the
+    measurands of one instant), so they become one sample.
+    """
+    found: dict[datetime, dict[str, list[tuple[str | None, str | None, int]]]] = {}
+    contexts: dict[datetime, dict[str, str | None]] = {}
+    problems: list[str] = []
     for entry in meter_values:
-        found: dict[str, list[tuple[str | None, int]]] = {}
-        context = None
+        at = parse_timestamp(entry["timestamp"])
+        values = found.setdefault(at, {})
+        context_of = contexts.setdefault(at, {})
         for sampled in entry.get("sampledValue", ()):
             measurand = sampled.get("measurand", ENERGY)
-            if measurand not in _DEFAULT_UNIT:
+            if measurand not in _DEFAULT_UNIT or sampled.get("format") == "SignedData":
+                continue  # other measurands and signed blobs stay in the message log
+            try:
+                value = scaled(sampled, measurand)
+            except MeterValueError as exc:
+                problems.append(f"{entry['timestamp']}: {exc}")
                 continue
-            if sampled.get("format") == "SignedData":
-                continue  # signed blobs are kept in the message log, not read
-            found.setdefault(measurand, []).append(
-                (sampled.get("phase"), _scaled(sampled, measurand))
+            values.setdefault(measurand, []).append(
+                (sampled.get("phase"), sampled.get("location"), value)
             )
-            context = context or sampled.get("context")
-        soc = _combine(SOC, found.get(SOC, []))
-        samples.append(
-            MeterSample(
-                at=parse_timestamp(entry["timestamp"]),
-                energy_wh=_combine(ENERGY, found.get(ENERGY, [])),
-                power_w=_combine(POWER, found.get(POWER, [])),
-                current_ma=_combine(CURRENT, found.get(CURRENT, [])),
-                soc=soc,
-                context=context,
-            )
+            context_of.setdefault(measurand, sampled.get("context"))
+    samples = [
+        MeterSample(
+            at=at,
+            energy_wh=_combine(ENERGY, values.get(ENERGY, [])),
+            power_w=_combine(POWER, values.get(POWER, [])),
+            current_ma=_combine(CURRENT, values.get(CURRENT, [])),
+            soc=_combine(SOC, values.get(SOC, [])),
+            context=_context(contexts[at]),
         )
+        for at, values in found.items()
+        if values
+    ]
     samples.sort(key=lambda s: s.at)
-    return samples
+    return Readout(samples, problems)

@@ -15,7 +15,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote
 
 from plugpay.ocpp import handlers16, handlers201
 from plugpay.ocpp.connection import ChargerConnection, Handler
@@ -67,6 +66,17 @@ async def _deny(scope: dict[str, Any], send: Any, status: int, reason: str) -> N
         await send({"type": "websocket.close", "code": 1008, "reason": reason})
 
 
+async def _replace(old: ChargerConnection, charger_id: str) -> None:
+    """Close the connection a reconnecting charger left behind."""
+    old.fail_pending("replaced by a new connection")
+    if old.close_hook is None:
+        return
+    try:
+        await old.close_hook()
+    except Exception:  # the old socket may already be gone
+        log.debug("closing replaced connection of %s failed", charger_id)
+
+
 def make_ocpp_endpoint(
     services: Any, registry: ConnectionRegistry, message_log: MessageLog, call_timeout: float
 ) -> ASGIApp:
@@ -81,7 +91,9 @@ def make_ocpp_endpoint(
             )
             await send({"type": "http.response.body", "body": b"OCPP needs a WebSocket upgrade"})
             return
-        charger_id = unquote(scope["path"].rstrip("/").rsplit("/", 1)[-1])
+        # ASGI has already percent-decoded the path: decoding again would let
+        # "CP%252D1" reach charger "CP-1".
+        charger_id = scope["path"].rstrip("/").rsplit("/", 1)[-1]
         if (await receive())["type"] != "websocket.connect":
             return
         subprotocol = pick_subprotocol(list(scope.get("subprotocols") or []))
@@ -119,27 +131,23 @@ def make_ocpp_endpoint(
 
         conn.close_hook = close
         old = registry.add(conn)
-        if old is not None and old.close_hook is not None:
-            old.fail_pending("replaced by a new connection")
-            try:
-                await old.close_hook()
-            except Exception:  # the old socket may already be gone
-                log.debug("closing replaced connection of %s failed", charger_id)
-        await services.chargers.connected(charger_id, version, datetime.now(UTC))
         try:
+            if old is not None:
+                await _replace(old, charger_id)
+            await services.chargers.connected(charger_id, version, datetime.now(UTC))
             while True:
                 message = await receive()
                 kind = message["type"]
                 if kind == "websocket.receive":
-                    text = message.get("text")
-                    if text is None:
-                        data = message.get("bytes") or b""
-                        text = data.decode("utf-8", errors="replace")
-                    await conn.receive(text)
+                    # Binary frames are read as UTF-8 text: some chargers send them.
+                    data = message.get("text")
+                    await conn.receive(data if data is not None else message.get("bytes") or b"")
                 elif kind == "websocket.disconnect":
                     break
         except (asyncio.CancelledError, OSError):
             pass
+        except Exception:
+            log.exception("connection of %s failed", charger_id)
         finally:
             conn.fail_pending("connection closed")
             if registry.remove(conn):

@@ -9,7 +9,9 @@ which checks exactly the same rules at a small fraction of the cost.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -37,30 +39,53 @@ _RULE_KIND = {
     "pattern": "property",
 }
 
-# Date-times as OCPP sends them (RFC 3339 with optional fraction and zone).
-_DATE_TIME = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})?$"
+# Date-times as OCPP sends them (RFC 3339 with optional fraction and zone)...
+_DATE_TIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})?$"
+)
 
 
-def _load(version: str, name: str) -> dict[str, Any] | None:
-    package = resources.files(_PACKAGES[version]) / "schemas" / f"{name}.json"
+def _is_date_time(value: str) -> bool:
+    # ... that are also real instants: "2024-13-45T99:00:00Z" is refused here,
+    # so no handler ever meets a timestamp it cannot parse.
+    if not _DATE_TIME.match(value):
+        return False
+    text = value[:-1] + "+00:00" if value[-1] in "Zz" else value
     try:
-        text = package.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+@cache
+def actions(version: str) -> frozenset[str]:
+    """The CALL actions OCPP ``version`` defines (from its request schemas)."""
+    names = {
+        entry.name[: -len(".json")]
+        for entry in (resources.files(_PACKAGES[version]) / "schemas").iterdir()
+        if entry.name.endswith(".json")
+    }
+    if version == "1.6":
+        return frozenset(n for n in names if not n.endswith("Response"))
+    return frozenset(n[: -len("Request")] for n in names if n.endswith("Request"))
+
+
+def _load(version: str, name: str) -> dict[str, Any]:
+    text = (resources.files(_PACKAGES[version]) / "schemas" / f"{name}.json").read_text(
+        encoding="utf-8"
+    )
     schema: dict[str, Any] = json.loads(text)
-    # The 1.6 schemas put additionalProperties on string enums, where it means
-    # nothing; drop the $schema/$id keys fastjsonschema would try to resolve.
+    # Drop the $id key fastjsonschema would try to resolve.
     schema.pop("$id", None)
     return schema
 
 
 @cache
-def validator(version: str, name: str) -> Callable[[Any], Any] | None:
-    """The compiled validator for ``name`` (e.g. ``MeterValues`` or ``MeterValuesResponse``)."""
-    schema = _load(version, name)
-    if schema is None:
-        return None
-    return fastjsonschema.compile(schema, formats={"date-time": _DATE_TIME}, use_default=False)
+def _validator(version: str, name: str) -> Callable[[Any], Any]:
+    return fastjsonschema.compile(
+        _load(version, name), formats={"date-time": _is_date_time}, use_default=False
+    )
 
 
 def schema_name(version: str, action: str, *, response: bool) -> str:
@@ -70,16 +95,23 @@ def schema_name(version: str, action: str, *, response: bool) -> str:
 
 
 def known_action(version: str, action: str) -> bool:
-    return validator(version, schema_name(version, action, response=False)) is not None
+    return action in actions(version)
+
+
+def validator(version: str, action: str, *, response: bool = False) -> Callable[[Any], Any]:
+    """The compiled validator of ``action``'s request (or response); the action must be known."""
+    if action not in actions(version):
+        raise KeyError(action)  # never build a file name from an unknown string
+    return _validator(version, schema_name(version, action, response=response))
 
 
 def validate(
     version: str, action: str, payload: dict[str, Any], unique_id: str, *, response: bool = False
 ) -> None:
     """Raise FrameError with the OCPP-J kind when ``payload`` breaks the schema."""
-    check = validator(version, schema_name(version, action, response=response))
-    if check is None:
-        raise FrameError("not_implemented", f"Unknown action {action}", unique_id)
+    if action not in actions(version):
+        raise FrameError("not_implemented", f"Unknown action {action[:64]}", unique_id)
+    check = _validator(version, schema_name(version, action, response=response))
     try:
         check(payload)
     except fastjsonschema.JsonSchemaValueException as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -235,7 +236,22 @@ class SqlChargerStore:
             )
 
     async def add_review(self, charger_id: str, kind: str, detail: dict[str, Any]) -> None:
+        """Keep an item for an operator; a repeat of an open item (a retried message) is not
+        added again."""
+        detail = json.loads(json.dumps(detail, default=str))
         async with self.db.begin() as conn:
+            open_items = await conn.scalars(
+                select(t.review_items.c.detail)
+                .where(
+                    t.review_items.c.charger_id == charger_id,
+                    t.review_items.c.kind == kind,
+                    t.review_items.c.resolved_at.is_(None),
+                )
+                .order_by(t.review_items.c.id.desc())
+                .limit(100)  # a retry repeats a recent item
+            )
+            if any(item == detail for item in open_items):
+                return
             await conn.execute(
                 insert(t.review_items).values(
                     charger_id=charger_id, kind=kind, detail=detail, created_at=now()

@@ -15,6 +15,15 @@ from plugpay.store.writer import BatchWriter
 MAX_FRAME_CHARS = 8_000
 
 
+def _text(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; a charger's garbage may.
+    return value.replace("\x00", "\\u0000") if "\x00" in value else value
+
+
+def _cut(value: str | None, limit: int = 64) -> str | None:
+    return _text(value[:limit]) if value is not None else None
+
+
 class SqlMessageLog:
     def __init__(self, db: Database, writer: BatchWriter) -> None:
         self.db = db
@@ -27,11 +36,14 @@ class SqlMessageLog:
                 "charger_id": message.charger_id,
                 "direction": message.direction,
                 "message_type": message.message_type,
-                "unique_id": message.unique_id,
-                "action": message.action,
-                "frame": message.frame[:MAX_FRAME_CHARS],
+                # Whatever the charger sent must fit the columns (64 chars): a
+                # refused row would cost a retry of the whole batch.
+                "unique_id": _cut(message.unique_id),
+                "action": _cut(message.action),
+                "frame": _text(message.frame[:MAX_FRAME_CHARS]),
                 "at": message.at,
             },
+            durable=False,  # a lost log row is logged, never a reason to fail a message
         )
 
     async def recent(self, charger_id: str, limit: int = 100) -> list[LoggedMessage]:

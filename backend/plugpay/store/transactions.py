@@ -26,7 +26,11 @@ from plugpay.services.ports import (
 from plugpay.store import tables as t
 from plugpay.store.chargers import aware, now
 from plugpay.store.database import Database
-from plugpay.store.writer import BatchWriter
+from plugpay.store.writer import BatchWriter, write_readings
+
+BEGIN, END = "Transaction.Begin", "Transaction.End"
+MISSING_START = "first message was not Started"
+MAX_ID = 2**63 - 1  # BIGINT
 
 
 def reading_rows(
@@ -73,7 +77,7 @@ class SqlTransactionStore:
     def __init__(self, db: Database, writer: BatchWriter) -> None:
         self.db = db
         self.writer = writer
-        self._insert = sqlite.insert if db.is_sqlite else postgresql.insert
+        self._dialect: Any = sqlite if db.is_sqlite else postgresql
 
     async def _readings(
         self,
@@ -85,9 +89,8 @@ class SqlTransactionStore:
     ) -> None:
         if not samples:
             return
-        await conn.execute(
-            self._insert(t.meter_readings).on_conflict_do_nothing(),
-            reading_rows(charger_id, connector_id, pk, samples),
+        await write_readings(
+            conn, self._dialect, reading_rows(charger_id, connector_id, pk, samples)
         )
         latest = _latest(samples)
         if latest is not None:
@@ -155,6 +158,8 @@ class SqlTransactionStore:
             return int(existing), False
 
     async def stop(self, stop: StopInput, response: dict[str, Any]) -> dict[str, Any] | None:
+        if not 0 < stop.transaction_pk <= MAX_ID:
+            return None
         stamp = now()
         async with self.db.begin() as conn:
             row = (
@@ -182,17 +187,26 @@ class SqlTransactionStore:
             await self._readings(
                 conn, stop.charger_id, row["connector_id"], row["id"], stop.samples
             )
+            values: dict[str, Any] = {
+                "status": "ended",
+                "stopped_at": stop.at,
+                "meter_stop_wh": stop.meter_stop_wh,
+                "stop_reason": stop.reason or "Local",
+                "stop_id_tag": stop.id_tag,
+                "updated_at": stamp,
+            }
+            end_flag = next(
+                (
+                    f.flag
+                    for f in stop.samples
+                    if f.sample.context == END and f.sample.at == stop.at and f.flag
+                ),
+                "",
+            )
+            if end_flag:
+                values.update(_review(row, f"meterStop: {end_flag}"))
             await conn.execute(
-                update(t.transactions)
-                .where(t.transactions.c.id == row["id"])
-                .values(
-                    status="ended",
-                    stopped_at=stop.at,
-                    meter_stop_wh=stop.meter_stop_wh,
-                    stop_reason=stop.reason or "Local",
-                    stop_id_tag=stop.id_tag,
-                    updated_at=stamp,
-                )
+                update(t.transactions).where(t.transactions.c.id == row["id"]).values(**values)
             )
             await conn.execute(
                 insert(t.transaction_messages).values(
@@ -208,6 +222,8 @@ class SqlTransactionStore:
         return response
 
     async def find(self, charger_id: str, pk: int) -> TransactionRef | None:
+        if not 0 < pk <= MAX_ID:
+            return None  # not an id this database could have handed out
         async with self.db.connect() as conn:
             row = (
                 (
@@ -242,7 +258,7 @@ class SqlTransactionStore:
         self, charger_id: str, connector_id: int, pk: int | None, samples: Sequence[FlaggedSample]
     ) -> None:
         for row in reading_rows(charger_id, connector_id, pk, samples):
-            self.writer.insert(t.meter_readings, row, ignore_conflicts=True)
+            self.writer.reading(row)
         latest = _latest(samples)
         if pk is not None and latest is not None:
             self.writer.latest_reading(pk, latest[0], latest[1])
@@ -313,20 +329,26 @@ class SqlTransactionStore:
             if event.id_tag and not row["id_tag"]:
                 values["id_tag"] = event.id_tag
             if event.event_type == "Started":
-                begin = _reading_for(event.samples, "Transaction.Begin", first=True)
+                begin = _reading_for(event.samples, BEGIN, first=True)
                 values.update(started_at=event.at, connector_id=connector_id)
-                if begin is not None and row["meter_start_wh"] is None:
+                if begin is not None:
                     values["meter_start_wh"] = begin
+                if row["review_reason"] == MISSING_START:
+                    # The start arrived after all (late, in an offline replay).
+                    values.update(needs_review=False, review_reason=None)
             elif event.event_type == "Ended" and row["status"] != "ended":
-                end = _reading_for(event.samples, "Transaction.End", first=False)
+                end = _reading_for(event.samples, END, first=False)
                 values.update(
                     status="ended",
                     stopped_at=event.at,
                     stop_reason=event.stopped_reason or "Local",
-                    meter_stop_wh=end
-                    if end is not None
-                    else (_reading_for(event.samples, "", first=False) or row["last_energy_wh"]),
+                    meter_stop_wh=end if end is not None else row["last_energy_wh"],
                 )
+                end_flag = next(
+                    (f.flag for f in event.samples if f.sample.context == END and f.flag), ""
+                )
+                if end_flag:
+                    values.update(_review(row, f"Transaction.End: {end_flag}"))
             await conn.execute(
                 update(t.transactions).where(t.transactions.c.id == pk).values(**values)
             )
@@ -348,7 +370,7 @@ class SqlTransactionStore:
         self, conn: AsyncConnection, event: EventInput, stamp: datetime
     ) -> int:
         missing_start = event.event_type != "Started"
-        begin = _reading_for(event.samples, "Transaction.Begin", first=True)
+        begin = _reading_for(event.samples, BEGIN, first=True)
         pk = (
             await conn.execute(
                 insert(t.transactions).values(
@@ -361,13 +383,20 @@ class SqlTransactionStore:
                     meter_start_wh=begin,
                     offline=event.offline,
                     needs_review=missing_start,
-                    review_reason="first message was not Started" if missing_start else None,
+                    review_reason=MISSING_START if missing_start else None,
                     created_at=stamp,
                     updated_at=stamp,
                 )
             )
         ).inserted_primary_key[0]  # type: ignore[index]
         return int(pk)
+
+
+def _review(row: Any, reason: str) -> dict[str, Any]:
+    """Columns that put a transaction up for review, keeping an earlier reason."""
+    earlier = row["review_reason"]
+    text = f"{earlier}; {reason}" if earlier and earlier != MISSING_START else reason
+    return {"needs_review": True, "review_reason": text[:200]}
 
 
 def _reading_for(samples: Sequence[FlaggedSample], context: str, *, first: bool) -> int | None:

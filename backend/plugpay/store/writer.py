@@ -4,108 +4,234 @@ MeterValues, TransactionEvent(Updated), heartbeats and the message log arrive
 thousands of times a minute. Instead of one database transaction each, rows
 are buffered and written by one flusher in a single transaction per batch; a
 caller that must not answer the charger before its data is durable awaits
-``commit()``, which resolves once the batch holding its rows is committed.
+``commit()``, which resolves once the batch holding its rows is written.
 While one batch is being written the next one fills, so the batch size grows
 with the load and an idle server still writes at once.
+
+One bad row must not take the rows of other chargers with it. When the
+database refuses a batch for something in the data (a constraint, a value
+out of range), the batch is split in halves and retried until the refused
+rows are found; only they are dropped, logged, and reported to the task that
+buffered them, whose next ``commit()`` raises. A database that is down fails
+the whole batch the same way: every waiter hears of it, nothing is silent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, or_, update
+from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plugpay.store import tables
 from plugpay.store.database import Database
 
 log = logging.getLogger(__name__)
 
+Owner = asyncio.Task[Any] | None
+
+# Reading columns a repeated or split reading fills in, never overwrites.
+_READING_VALUES = ("energy_wh", "power_w", "current_ma", "soc", "context")
+
+
+@dataclass(slots=True)
+class _Item:
+    """One row to write: an insert, a reading, a heartbeat or a last-reading update."""
+
+    kind: str  # insert | reading | heartbeat | latest
+    table: str
+    row: dict[str, Any]
+    owners: set[Owner] = field(default_factory=set)
+    ignore_conflicts: bool = False
+
+
+@dataclass
+class _Batch:
+    done: asyncio.Future[None]
+    items: list[_Item] = field(default_factory=list)
+    heartbeats: dict[str, _Item] = field(default_factory=dict)
+    latest: dict[int, _Item] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.items or self.heartbeats or self.latest)
+
+    def all_items(self) -> list[_Item]:
+        return [*self.items, *self.heartbeats.values(), *self.latest.values()]
+
+
+def _owner() -> Owner:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    """True when the database refused the rows themselves, not the connection."""
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError):
+        return False
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return False
+    return isinstance(exc, Exception)
+
 
 class BatchWriter:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._inserts: dict[tuple[str, bool], list[dict[str, Any]]] = defaultdict(list)
-        self._heartbeats: dict[str, Any] = {}
-        self._latest: dict[int, tuple[Any, int]] = {}
-        self._waiter: asyncio.Future[None] | None = None
+        self._dialect: Any = sqlite if db.is_sqlite else postgresql
+        self._buffer: _Batch | None = None
+        self._in_flight: _Batch | None = None
         self._flusher: asyncio.Task[None] | None = None
-        self._closed = False
+        # Failures not yet reported to the task whose rows failed.
+        self._failures: weakref.WeakKeyDictionary[asyncio.Task[Any], BaseException] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- buffering (no I/O) -------------------------------------------------
-    def insert(self, table: Table, row: dict[str, Any], *, ignore_conflicts: bool = False) -> None:
-        self._inserts[(table.name, ignore_conflicts)].append(row)
+    def _batch(self) -> _Batch:
+        if self._buffer is None:
+            self._buffer = _Batch(asyncio.get_running_loop().create_future())
         self._kick()
+        return self._buffer
+
+    def insert(
+        self,
+        table: Table,
+        row: dict[str, Any],
+        *,
+        ignore_conflicts: bool = False,
+        durable: bool = True,
+    ) -> None:
+        """Buffer an insert. ``durable=False`` rows (the message log) are best effort: if
+        the database refuses one it is logged, and no ``commit()`` raises for it."""
+        owners = {_owner()} if durable else set()
+        self._batch().items.append(
+            _Item("insert", table.name, row, owners, ignore_conflicts=ignore_conflicts)
+        )
+
+    def reading(self, row: dict[str, Any]) -> None:
+        """Buffer a meter reading. A reading of a transaction at an instant that is
+        already stored fills in what is missing (a repeat changes nothing); a
+        reading outside any transaction is stored once per connector and instant."""
+        self._batch().items.append(_Item("reading", tables.meter_readings.name, row, {_owner()}))
 
     def heartbeat(self, charger_id: str, at: Any) -> None:
         """Record a heartbeat; only the latest per charger is written."""
-        self._heartbeats[charger_id] = at
-        self._kick()
+        batch = self._batch()
+        item = batch.heartbeats.get(charger_id)
+        if item is None:
+            batch.heartbeats[charger_id] = _Item(
+                "heartbeat", tables.chargers.name, {"charger_id": charger_id, "at": at}, {_owner()}
+            )
+        else:
+            item.row["at"] = max(item.row["at"], at)
+            item.owners.add(_owner())
 
     def latest_reading(self, transaction_pk: int, at: Any, energy_wh: int) -> None:
-        current = self._latest.get(transaction_pk)
-        if current is None or current[0] < at:
-            self._latest[transaction_pk] = (at, energy_wh)
-        self._kick()
+        batch = self._batch()
+        item = batch.latest.get(transaction_pk)
+        if item is None:
+            batch.latest[transaction_pk] = _Item(
+                "latest",
+                tables.transactions.name,
+                {"pk": transaction_pk, "at": at, "wh": energy_wh},
+                {_owner()},
+            )
+            return
+        item.owners.add(_owner())
+        if item.row["at"] < at:
+            item.row.update(at=at, wh=energy_wh)
 
     async def commit(self) -> None:
-        """Wait until everything buffered so far is committed."""
-        if self._waiter is None:
-            if not self._pending():
-                return
-            self._waiter = asyncio.get_running_loop().create_future()
-        await asyncio.shield(self._waiter)
+        """Wait until everything buffered so far is written.
+
+        Raises the error of any row of the calling task that the database refused
+        since its last commit; other tasks' failures are theirs to hear about.
+        """
+        pending = [b.done for b in (self._in_flight, self._buffer) if b is not None]
+        if pending:
+            await asyncio.shield(asyncio.gather(*pending))
+        owner = _owner()
+        if owner is not None:
+            failure = self._failures.pop(owner, None)
+            if failure is not None:
+                raise failure
 
     # -- flushing -----------------------------------------------------------
-    def _pending(self) -> bool:
-        return bool(self._inserts or self._heartbeats or self._latest)
-
     def _kick(self) -> None:
-        if self._waiter is None:
-            self._waiter = asyncio.get_running_loop().create_future()
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        while self._pending():
-            inserts, self._inserts = self._inserts, defaultdict(list)
-            heartbeats, self._heartbeats = self._heartbeats, {}
-            latest, self._latest = self._latest, {}
-            waiter, self._waiter = self._waiter, None
+        while self._buffer:
+            batch, self._buffer = self._buffer, None
+            self._in_flight = batch
             try:
-                await self._write(inserts, heartbeats, latest)
-            except Exception as exc:
-                log.exception("batch write failed")
-                if waiter is not None and not waiter.done():
-                    waiter.set_exception(exc)
-                    waiter.exception()  # mark retrieved; callers re-raise it
-                continue
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+                await self._write_isolating(batch.all_items())
+            finally:
+                self._in_flight = None
+                if not batch.done.done():
+                    batch.done.set_result(None)
 
-    async def _write(
-        self,
-        inserts: dict[tuple[str, bool], list[dict[str, Any]]],
-        heartbeats: dict[str, Any],
-        latest: dict[int, tuple[Any, int]],
-    ) -> None:
-        dialect = postgresql if not self._db.is_sqlite else sqlite
+    async def _write_isolating(self, items: Sequence[_Item]) -> None:
+        """Write ``items``; on a data error split them until the refused rows are found."""
+        try:
+            await self._write(items)
+        except Exception as exc:
+            if len(items) > 1 and _is_data_error(exc):
+                half = len(items) // 2
+                await self._write_isolating(items[:half])
+                await self._write_isolating(items[half:])
+                return
+            self._fail(items, exc)
+
+    def _fail(self, items: Sequence[_Item], exc: BaseException) -> None:
+        if len(items) == 1:
+            item = items[0]
+            log.error("the database refused a %s row (%s): %s", item.table, item.kind, exc)
+        else:
+            log.error("a batch of %d rows could not be written: %s", len(items), exc)
+        for item in items:
+            for owner in item.owners:
+                if owner is not None:
+                    self._failures[owner] = exc
+
+    async def _write(self, items: Sequence[_Item]) -> None:
+        inserts: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+        readings: list[dict[str, Any]] = []
+        heartbeats: list[dict[str, Any]] = []
+        latest: list[dict[str, Any]] = []
+        for item in items:
+            if item.kind == "insert":
+                inserts.setdefault((item.table, item.ignore_conflicts), []).append(item.row)
+            elif item.kind == "reading":
+                readings.append(item.row)
+            elif item.kind == "heartbeat":
+                heartbeats.append(item.row)
+            else:
+                latest.append(item.row)
         async with self._db.begin() as connection:
             for (name, ignore_conflicts), rows in inserts.items():
-                table = tables.metadata.tables[name]
-                statement = dialect.insert(table)
+                statement = self._dialect.insert(tables.metadata.tables[name])
                 if ignore_conflicts:
                     statement = statement.on_conflict_do_nothing()
                 await connection.execute(statement, rows)
+            if readings:
+                await write_readings(connection, self._dialect, readings)
             if heartbeats:
                 await connection.execute(
                     update(tables.chargers)
                     .where(tables.chargers.c.id == bindparam("charger_id"))
                     .values(last_seen_at=bindparam("at"), last_heartbeat_at=bindparam("at")),
-                    [{"charger_id": k, "at": v} for k, v in heartbeats.items()],
+                    heartbeats,
                 )
             if latest:
                 t = tables.transactions
@@ -120,12 +246,73 @@ class BatchWriter:
                         )
                     )
                     .values(last_reading_at=bindparam("at"), last_energy_wh=bindparam("wh")),
-                    [{"pk": k, "at": at, "wh": wh} for k, (at, wh) in latest.items()],
+                    latest,
                 )
 
     async def close(self) -> None:
-        self._closed = True
-        if self._pending():
+        if self._buffer:
             self._kick()
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
+
+
+def _merge(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (transaction, instant): later rows fill what earlier ones left empty."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        key: tuple[Any, ...] = (row["transaction_id"], row["at"])
+        if row["transaction_id"] is None:
+            key = (None, row["charger_id"], row["connector_id"], row["at"])
+        first = merged.get(key)
+        if first is None:
+            merged[key] = dict(row)
+            continue
+        if first["energy_wh"] is None and row["energy_wh"] is not None:
+            first["flag"] = row["flag"]
+        for column in _READING_VALUES:
+            if first[column] is None:
+                first[column] = row[column]
+    return list(merged.values())
+
+
+async def write_readings(
+    connection: AsyncConnection, dialect: Any, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Store meter readings exactly once (see ``BatchWriter.reading``)."""
+    t = tables.meter_readings
+    rows = _merge(rows)
+    attached = [r for r in rows if r["transaction_id"] is not None]
+    loose = [r for r in rows if r["transaction_id"] is None]
+    if attached:
+        statement = dialect.insert(t)
+        excluded = statement.excluded
+        statement = statement.on_conflict_do_update(
+            index_elements=[t.c.transaction_id, t.c.at],
+            set_={
+                **{c: func.coalesce(t.c[c], excluded[c]) for c in _READING_VALUES},
+                "flag": case((t.c.energy_wh.is_(None), excluded.flag), else_=t.c.flag),
+            },
+        )
+        await connection.execute(statement, attached)
+    if loose:
+        # NULL never conflicts in a unique index: look for the same reading first.
+        existing = await connection.execute(
+            select(t.c.charger_id, t.c.connector_id, t.c.at).where(
+                t.c.transaction_id.is_(None),
+                t.c.charger_id.in_({r["charger_id"] for r in loose}),
+                t.c.at.in_({r["at"] for r in loose}),
+            )
+        )
+        seen = {(c, n, _utc(at)) for c, n, at in existing}
+        fresh = [
+            r for r in loose if (r["charger_id"], r["connector_id"], _utc(r["at"])) not in seen
+        ]
+        if fresh:
+            await connection.execute(dialect.insert(t), fresh)
+
+
+def _utc(value: Any) -> Any:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
