@@ -14,7 +14,8 @@ from plugpay.domain.errors import InvalidInput, NotFound
 from plugpay.web.context import page
 from plugpay.web.i18n import pick_language, translator
 
-PWA_DIR = Path(__file__).resolve().parents[3] / "pwa"
+_PACKAGED = Path(__file__).resolve().parents[1] / "pwa"  # inside an installed wheel
+PWA_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[3] / "pwa"
 Req = Request[Any, Any, Any]
 
 
