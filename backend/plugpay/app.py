@@ -26,6 +26,7 @@ from plugpay.live.redis import RedisLiveBus
 from plugpay.notify.receipts import receipt_notification
 from plugpay.notify.webpush import WebPushSender, load_or_create_dev_key
 from plugpay.ocpp.registry import ConnectionRegistry, LocalChargerLink
+from plugpay.ocpp.relay import RedisChargerLink
 from plugpay.ocpp.route import make_ocpp_endpoint
 from plugpay.payments.demo_gateway import DemoGateway
 from plugpay.payments.stripe_gateway import StripeGateway
@@ -68,11 +69,18 @@ class Runtime:
     registry: ConnectionRegistry
     live: MemoryLiveBus | RedisLiveBus
     payments: PaymentGateway
+    link: LocalChargerLink | RedisChargerLink
     services: Services
+
+    async def start(self) -> None:
+        if isinstance(self.link, RedisChargerLink):
+            await self.link.start()
 
     async def close(self) -> None:
         await self.writer.close()
         await self.live.close()
+        if isinstance(self.link, RedisChargerLink):
+            await self.link.close()
         close_payments = getattr(self.payments, "close", None)
         if close_payments is not None:
             await close_payments()
@@ -122,7 +130,12 @@ def build_runtime(settings: Settings, *, push: PushSender | None = None) -> Runt
         RedisLiveBus(settings.redis_url) if settings.redis_url else MemoryLiveBus()
     )
     payments = build_payments(settings, db)
-    commands = CommandService(LocalChargerLink(registry))
+    link: LocalChargerLink | RedisChargerLink = (
+        RedisChargerLink(registry, settings.redis_url, settings.ocpp_call_timeout)
+        if settings.redis_url
+        else LocalChargerLink(registry)
+    )
+    commands = CommandService(link)
     tariffs = TariffService(tariff_store)
     sessions = SessionService(
         session_store,
@@ -164,6 +177,7 @@ def build_runtime(settings: Settings, *, push: PushSender | None = None) -> Runt
         registry,
         bus,
         payments,
+        link,
         services,
     )
 
@@ -203,6 +217,7 @@ def create_app(settings: Settings, *, push: PushSender | None = None) -> Litesta
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await runtime.start()
         timers = asyncio.get_running_loop().create_task(run_timers(runtime.services.settlement))
         try:
             yield

@@ -44,9 +44,9 @@ class LocalChargerLink:
     def __init__(self, registry: ConnectionRegistry) -> None:
         self.registry = registry
 
-    def version(self, charger_id: str) -> str | None:
+    async def version(self, charger_id: str) -> str | None:
         conn = self.registry.get(charger_id)
-        return conn.version if conn else None
+        return conn.version if conn and not conn.closed else None
 
     async def call(
         self, charger_id: str, action: str, payload: dict[str, Any], timeout: float | None = None

@@ -19,8 +19,8 @@ from plugpay.services.ports import ChargerLink
 class CommandService:
     link: ChargerLink
 
-    def _version(self, charger_id: str) -> str:
-        version = self.link.version(charger_id)
+    async def _version(self, charger_id: str) -> str:
+        version = await self.link.version(charger_id)
         if version is None:
             raise ChargerOffline(f"charger {charger_id} is not connected")
         return version
@@ -35,7 +35,7 @@ class CommandService:
         self, charger_id: str, connector_id: int, id_tag: str, remote_start_id: int = 1
     ) -> bool:
         """RemoteStartTransaction (1.6) / RequestStartTransaction (2.0.1); True when accepted."""
-        if self._version(charger_id) == "1.6":
+        if await self._version(charger_id) == "1.6":
             answer = await self.send(
                 charger_id, "RemoteStartTransaction", {"connectorId": connector_id, "idTag": id_tag}
             )
@@ -53,7 +53,7 @@ class CommandService:
 
     async def remote_stop(self, charger_id: str, ocpp_transaction_id: str) -> bool:
         """RemoteStopTransaction (1.6) / RequestStopTransaction (2.0.1); True when accepted."""
-        if self._version(charger_id) == "1.6":
+        if await self._version(charger_id) == "1.6":
             answer = await self.send(
                 charger_id, "RemoteStopTransaction", {"transactionId": int(ocpp_transaction_id)}
             )
@@ -64,7 +64,7 @@ class CommandService:
         return answer.get("status") == "Accepted"
 
     async def reset(self, charger_id: str, hard: bool = False) -> str:
-        if self._version(charger_id) == "1.6":
+        if await self._version(charger_id) == "1.6":
             answer = await self.send(charger_id, "Reset", {"type": "Hard" if hard else "Soft"})
         else:
             answer = await self.send(
@@ -73,7 +73,7 @@ class CommandService:
         return str(answer.get("status"))
 
     async def unlock(self, charger_id: str, connector_id: int) -> str:
-        if self._version(charger_id) == "1.6":
+        if await self._version(charger_id) == "1.6":
             answer = await self.send(charger_id, "UnlockConnector", {"connectorId": connector_id})
         else:
             answer = await self.send(
@@ -82,7 +82,7 @@ class CommandService:
         return str(answer.get("status"))
 
     async def change_availability(self, charger_id: str, connector_id: int, available: bool) -> str:
-        if self._version(charger_id) == "1.6":
+        if await self._version(charger_id) == "1.6":
             payload: dict[str, Any] = {
                 "connectorId": connector_id,
                 "type": "Operative" if available else "Inoperative",
@@ -95,7 +95,7 @@ class CommandService:
         return str(answer.get("status"))
 
     async def trigger(self, charger_id: str, message: str, connector_id: int | None = None) -> str:
-        if self._version(charger_id) == "1.6":
+        if await self._version(charger_id) == "1.6":
             payload: dict[str, Any] = {"requestedMessage": message}
             if connector_id is not None:
                 payload["connectorId"] = connector_id
@@ -109,7 +109,7 @@ class CommandService:
     async def update_firmware(
         self, charger_id: str, location: str, retrieve_at: str, request_id: int = 1
     ) -> str:
-        if self._version(charger_id) == "1.6":
+        if await self._version(charger_id) == "1.6":
             await self.send(
                 charger_id, "UpdateFirmware", {"location": location, "retrieveDate": retrieve_at}
             )

@@ -183,7 +183,9 @@ class MessageLog(Protocol):
 class ChargerLink(Protocol):
     """Reach a connected charger: send a CALL and await its answer."""
 
-    def version(self, charger_id: str) -> str | None: ...
+    async def version(self, charger_id: str) -> str | None:
+        """The OCPP version of a connected charger (on any instance); None when offline."""
+        ...
 
     async def call(
         self, charger_id: str, action: str, payload: dict[str, Any], timeout: float | None = None

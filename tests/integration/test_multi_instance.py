@@ -1,0 +1,64 @@
+"""Several server instances: charger commands travel through Redis to the instance
+that holds the charger's WebSocket."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conftest import make_settings
+from plugpay.domain.errors import ChargerOffline
+from support.driver import PASSWORD, eventually
+from support.server import start_server
+
+REDIS_URL = os.environ.get("PLUGPAY_TEST_REDIS_URL")
+pytestmark = pytest.mark.skipif(not REDIS_URL, reason="PLUGPAY_TEST_REDIS_URL is not set")
+
+
+async def test_command_from_one_instance_reaches_a_charger_on_another(database_url: str) -> None:
+    import asyncio
+
+    from plugpay.sim.charger import VirtualCharger
+
+    a = await start_server(make_settings(database_url, redis_url=REDIS_URL))
+    b = await start_server(make_settings(database_url, redis_url=REDIS_URL))
+    sim = None
+    run = None
+    try:
+        await a.runtime.services.chargers.add_charger("CP-R", PASSWORD, connectors=1)
+        sim = VirtualCharger("CP-R", b.ocpp_url, PASSWORD, "2.0.1", meter_interval=0.2)
+        run = asyncio.create_task(sim.run())
+        await asyncio.wait_for(sim.booted.wait(), 10)
+        assert a.runtime.registry.get("CP-R") is None and b.runtime.registry.get("CP-R") is not None
+
+        commands = a.runtime.services.commands
+        assert await commands.remote_start("CP-R", 1, "TAG-R") is True
+
+        async def started() -> bool:
+            return sim.connectors[1].transaction is not None
+
+        await eventually(started)
+        answer = await commands.send(
+            "CP-R",
+            "GetVariables",
+            {
+                "getVariableData": [
+                    {
+                        "component": {"name": "SampledDataCtrlr"},
+                        "variable": {"name": "MeterValueSampleInterval"},
+                    }
+                ]
+            },
+        )
+        assert answer["getVariableResult"][0]["attributeStatus"] in ("Accepted", "UnknownVariable")
+
+        with pytest.raises(ChargerOffline):
+            await commands.send("NOBODY", "Heartbeat", {})
+    finally:
+        if sim is not None:
+            await sim.close()
+        if run is not None:
+            run.cancel()
+        await a.stop()
+        await b.stop()
