@@ -106,7 +106,8 @@ def allocate_rounded(
     ``remainders`` (``amount - floor``) per amount may pass them to save work.
     Returns (figures, total).
     """
-    total = round_decimal(sum(amounts, _ZERO), places)
+    quantum = _QUANTA.get(places) or Decimal(1).scaleb(-places)
+    total = sum(amounts, _ZERO).quantize(quantum, ROUNDING)  # as round_decimal does
     if floors is None:
         floors = [round_down(amount, places) for amount in amounts]
     result = list(floors)
@@ -114,11 +115,14 @@ def allocate_rounded(
     if missing:
         if remainders is None:
             remainders = [amount - floor for amount, floor in zip(amounts, result, strict=True)]
-        quantum = _QUANTA.get(places) or Decimal(1).scaleb(-places)
-        # sorted() is stable, also in reverse: equal remainders keep the earlier amount first
-        order = sorted(range(len(result)), key=remainders.__getitem__, reverse=True)
-        for i in order[: int(missing.scaleb(places))]:
-            result[i] += quantum
+        count = int(missing.scaleb(places))
+        if count == 1:  # the common case; max() keeps the earliest of equal remainders
+            result[max(range(len(result)), key=remainders.__getitem__)] += quantum
+        else:
+            # sorted() is stable, also in reverse: equal remainders keep the earlier first
+            order = sorted(range(len(result)), key=remainders.__getitem__, reverse=True)
+            for i in order[:count]:
+                result[i] += quantum
     return result, total
 
 

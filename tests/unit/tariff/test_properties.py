@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from tariff_strategies import sessions, tariffs
+from tariff_strategies import DAYS, clock, sessions, tariffs
 
 from plugpay.domain.money import currency_exponent, round_decimal
 from plugpay.domain.tariff import (
@@ -17,12 +20,16 @@ from plugpay.domain.tariff import (
     PriceBreakdown,
     Sample,
     Tariff,
+    TariffError,
     breakdown_to_json,
+    parse_tariff,
     price_session,
 )
 
+# PLUGPAY_PROPERTY_SCALE=50 runs every property 50 times longer (a deep check).
+SCALE = int(os.environ.get("PLUGPAY_PROPERTY_SCALE", "1"))
 FAST = settings(
-    max_examples=40,
+    max_examples=40 * SCALE,
     deadline=None,
     suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
 )
@@ -41,7 +48,7 @@ def check_sums(b: PriceBreakdown) -> None:
             assert amount >= 0
 
 
-@settings(FAST, max_examples=100)
+@settings(FAST, max_examples=100 * SCALE)
 @given(tariff=tariffs(), session=sessions(), data=st.data())
 def test_live_updates_in_any_split_give_the_final_price_exactly(
     tariff: Tariff, session: tuple[str, list[Sample]], data: st.DataObject
@@ -181,3 +188,106 @@ def test_single_rate_tariffs_match_a_hand_computed_price(
         d for d in ("ENERGY", "TIME", "PARKING_TIME", "FLAT") if d in billed
     ]
     check_sums(b)
+
+
+@st.composite
+def time_of_use_tariffs(draw: st.DrawFn) -> Tariff:
+    """TIME-only tariffs with calendar and duration restrictions on whole minutes, step 0."""
+    elements: list[dict[str, Any]] = []
+    for _ in range(draw(st.integers(1, 4))):
+        restrictions: dict[str, Any] = {}
+        if draw(st.booleans()):
+            start, end = draw(clock), draw(clock)
+            if start != end:
+                restrictions.update(start_time=start, end_time=end)
+        if draw(st.booleans()):
+            restrictions["day_of_week"] = draw(
+                st.lists(st.sampled_from(DAYS), min_size=1, max_size=4, unique=True)
+            )
+        if draw(st.booleans()):
+            restrictions[draw(st.sampled_from(["min_duration", "max_duration"]))] = 60 * draw(
+                st.integers(1, 600)
+            )
+        if restrictions:
+            price = draw(st.decimals(min_value=0, max_value=9, places=2))
+            elements.append(
+                {
+                    "price_components": [{"type": "TIME", "price": price, "step_size": 0}],
+                    "restrictions": restrictions,
+                }
+            )
+    elements.append(
+        {"price_components": [{"type": "TIME", "price": Decimal("0.5"), "step_size": 0}]}
+    )
+    try:
+        return parse_tariff({"id": "tou", "currency": "EUR", "elements": elements})
+    except TariffError:
+        assume(False)
+        raise
+
+
+def brute_force_minutes(
+    tariff: Tariff, start: datetime, minutes: int, zone: ZoneInfo
+) -> dict[Decimal, Decimal]:
+    """Charging minutes per price, minute by minute, reading the restrictions independently."""
+    billed: dict[Decimal, Decimal] = {}
+    for minute in range(minutes):
+        local_time = (start + timedelta(minutes=minute)).astimezone(zone)
+        clock_now = local_time.hour * 60 + local_time.minute
+        for element in tariff.elements:
+            r = element.restrictions
+            if r is not None:
+                if r.day_of_week and local_time.weekday() not in {
+                    d.iso_index for d in r.day_of_week
+                }:
+                    continue
+                if r.start_time is not None:
+                    begin = r.start_time.hour * 60 + r.start_time.minute
+                    end = (r.end_time.hour * 60 + r.end_time.minute) or 1440 if r.end_time else 1440
+                    inside = (
+                        begin <= clock_now < end
+                        if begin < end
+                        else (clock_now >= begin or clock_now < end)
+                    )
+                    if not inside:
+                        continue
+                if r.min_duration is not None and minute * 60 < r.min_duration:
+                    continue
+                if r.max_duration is not None and minute * 60 >= r.max_duration:
+                    continue
+            price = element.price_components[0].price
+            billed[price] = billed.get(price, Decimal(0)) + 1
+            break
+    return billed
+
+
+@settings(FAST, max_examples=60 * SCALE)
+@given(
+    tariff=time_of_use_tariffs(),
+    zone_name=st.sampled_from(["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "UTC"]),
+    day=st.sampled_from(
+        [
+            datetime(2024, 3, 30),
+            datetime(2024, 3, 9),
+            datetime(2024, 10, 26),
+            datetime(2024, 11, 2),
+            datetime(2024, 4, 6),
+        ]
+    ),
+    offset_minutes=st.integers(0, 2 * 1440),
+    minutes=st.integers(1, 30 * 60),
+)
+def test_time_splits_match_a_minute_by_minute_count(
+    tariff: Tariff, zone_name: str, day: datetime, offset_minutes: int, minutes: int
+) -> None:
+    # Covers midnight, windows past midnight, weekdays and the DST changes of
+    # 2024 (Berlin, New York, and Lord Howe's half-hour shift).
+    zone = ZoneInfo(zone_name)
+    start = day.replace(tzinfo=UTC) + timedelta(minutes=offset_minutes)
+    samples = [
+        Sample(at=start, energy_wh=0),
+        Sample(at=start + timedelta(minutes=minutes), energy_wh=0, charging=False),
+    ]
+    b = price_session(tariff, samples, zone)
+    engine = {line.unit_price: line.quantity for line in b.lines}
+    assert engine == brute_force_minutes(tariff, start, minutes, zone)

@@ -8,6 +8,7 @@ saving change) instead of being priced by whichever reading came first.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -88,10 +89,10 @@ class CalendarSchedule:
     def next_boundary(self, moment: datetime, local_day: date) -> datetime:
         best: datetime | None = None
         for offset in (-1, 0, 1, 2):
-            for candidate in self._boundaries_of(local_day + timedelta(days=offset)):
-                if candidate > moment and (best is None or candidate < best):
-                    best = candidate
-                    break
+            instants = self._boundaries_of(local_day + timedelta(days=offset))
+            index = bisect_right(instants, moment)
+            if index < len(instants) and (best is None or instants[index] < best):
+                best = instants[index]
         assert best is not None  # midnight two days ahead always exists
         return best
 

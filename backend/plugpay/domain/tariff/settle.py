@@ -100,33 +100,37 @@ def settle(
 
     exponent = plan.currency_exponent
     rows: list[LineFigures] = []
+    excl: list[Decimal] = []
+    excl_floors: list[Decimal] = []
+    excl_remainders: list[Decimal] = []
     for g, quantity in enumerate(billed):
         if quantity is None:
             continue
-        known = None if memo is None else memo[g]
-        if known is None or known[0] != quantity:
-            known = _figures(groups[g], quantity, exponent)
+        row = None if memo is None else memo[g]
+        if row is None or row[0] != quantity:
+            row = _figures(groups[g], quantity, exponent)
             if memo is not None:
-                memo[g] = known
-        rows.append(known)
+                memo[g] = row
+        rows.append(row)
+        excl.append(row[1])
+        excl_floors.append(row[3])
+        excl_remainders.append(row[4])
 
-    excl_amounts, total_excl = allocate_rounded(
-        [row[1] for row in rows], exponent, [row[3] for row in rows], [row[4] for row in rows]
-    )
+    excl_amounts, total_excl = allocate_rounded(excl, exponent, excl_floors, excl_remainders)
     if plan.with_vat:
         incl_amounts, total_incl = allocate_rounded(
             [row[5] for row in rows], exponent, [row[6] for row in rows], [row[7] for row in rows]
         )
         lines = tuple(
-            PriceLine(g.label, row[2], g.unit, g.price, excl, g.vat, incl)
-            for row, excl, incl in zip(rows, excl_amounts, incl_amounts, strict=True)
+            PriceLine(g.label, row[2], g.unit, g.price, amount, g.vat, gross)
+            for row, amount, gross in zip(rows, excl_amounts, incl_amounts, strict=True)
             for g in (row[8],)
         )
         breakdown = PriceBreakdown(plan.currency, lines, total_excl, total_incl)
     else:
         lines = tuple(
-            PriceLine(g.label, row[2], g.unit, g.price, excl, g.vat, None)
-            for row, excl in zip(rows, excl_amounts, strict=True)
+            PriceLine(g.label, row[2], g.unit, g.price, amount, g.vat, None)
+            for row, amount in zip(rows, excl_amounts, strict=True)
             for g in (row[8],)
         )
         breakdown = PriceBreakdown(plan.currency, lines, total_excl, None)
