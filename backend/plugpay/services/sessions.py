@@ -8,10 +8,11 @@ the same session cannot move it twice.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -105,6 +106,7 @@ class SessionService:
     _tariffs: dict[int, Tariff] = field(default_factory=dict)
     _last_cost: dict[str, tuple[datetime, int]] = field(default_factory=dict)
     _session_of_tx: dict[int, str | None] = field(default_factory=dict)
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     # -- the connector page ---------------------------------------------------
     async def connector(self, charger_id: str, connector_id: int) -> ConnectorView:
@@ -320,6 +322,22 @@ class SessionService:
             # the silent-charger timer settles from the last reading.
             log.warning("session %s: stop not confirmed (%s)", session_id, exc)
 
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background, keeping a reference until it is done.
+
+        Commands to a charger must never be awaited from inside that charger's
+        message handler: the answer would wait behind the handler itself.
+        """
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _stop_late(self, record: SessionRecord, ocpp_transaction_id: str) -> None:
+        try:
+            await self.commands.remote_stop(record.charger_id, ocpp_transaction_id)
+        except (ChargerOffline, CommandTimeout, CommandFailed):
+            log.warning("late transaction of session %s could not be stopped", record.id)
+
     # -- hooks from the charger gateway ----------------------------------------
     async def on_transaction_started(
         self, transaction_pk: int, id_tag: str | None, started_at: datetime
@@ -333,14 +351,7 @@ class SessionService:
             # Started after we gave up and released the hold: stop it at once.
             info = await self.store.transaction_info(transaction_pk)
             if info and info.ocpp_transaction_id:
-                try:
-                    await self.commands.remote_stop(record.charger_id, info.ocpp_transaction_id)
-                except (ChargerOffline, CommandTimeout, CommandFailed):
-                    log.warning(
-                        "late transaction %s of session %s could not be stopped",
-                        transaction_pk,
-                        record.id,
-                    )
+                self.spawn(self._stop_late(record, info.ocpp_transaction_id))
             return
         moved = await self.store.transition(
             record.id,
@@ -385,7 +396,9 @@ class SessionService:
         await self.publish(record.id)
         rate = self._rate(record.id, last.at, cost)
         if record.state == S.CHARGING and must_stop_for_hold(cost, record.hold_minor, rate):
-            await self.stop(record.id, reason="hold_limit")
+            # Not awaited: this runs inside the charger's own message handler,
+            # and the stop command's answer arrives on that same connection.
+            self.spawn(self.stop(record.id, reason="hold_limit"))
 
     def _rate(self, session_id: str, at: datetime, cost: int) -> float:
         previous = self._last_cost.get(session_id)

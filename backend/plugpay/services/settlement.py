@@ -108,7 +108,9 @@ class SettlementService:
             PaymentJob(session_id, kind, capture, f"{session_id}:{kind}", 0, _give_up_at(record))
         )
         await self.sessions.publish(session_id)
-        await self.run_job(session_id)
+        # The capture is durable in the job queue now; run it without holding up
+        # the charger's answer (the timers retry it if this attempt fails).
+        self.sessions.spawn(self.run_job(session_id))
 
     async def reconcile(self, record: SessionRecord) -> None:
         """A silent charger finally delivered its stop: compare, never capture twice."""
