@@ -1,8 +1,11 @@
 """One live charger connection: reads frames, answers CALLs, sends our CALLs.
 
 Inbound CALLs are handled one at a time, in order, as OCPP-J requires of the
-charger anyway; answers to our own CALLs are matched by message id. Every
-frame in either direction goes to the message log.
+charger anyway; answers to our own CALLs are matched by message id. The
+reader never waits for a handler: CALLs queue for a worker while answers
+are settled at once, so a handler that awaits a command to the same charger
+(CALLs "can always cross each other", OCPP-J §4.1.1) gets its answer.
+Every frame in either direction goes to the message log.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +34,11 @@ from plugpay.services.ports import LoggedMessage, MessageLog
 log = logging.getLogger(__name__)
 
 Handler = Callable[["ChargerConnection", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+# A charger may not send a CALL before the last one is answered (OCPP-J
+# §4.1.1); one that floods is read no faster than it is served.
+MAX_QUEUED_CALLS = 32
 
 
 def _internal(unique_id: str) -> FrameError:
@@ -56,6 +65,8 @@ class ChargerConnection:
         self.call_timeout = call_timeout
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._call_lock = asyncio.Lock()
+        self._inbox: deque[Call] = deque()
+        self._worker: asyncio.Task[None] | None = None
         self.closed = False
         self.close_hook: Callable[[], Awaitable[None]] | None = None
 
@@ -101,7 +112,11 @@ class ChargerConnection:
         raw = text if isinstance(text, str) else text.decode()
         if isinstance(frame, Call):
             self._record("in", raw, framing.CALL, frame.unique_id, frame.action)
-            await self._on_call(frame)
+            self._inbox.append(frame)
+            if self._worker is None or self._worker.done():
+                self._worker = asyncio.get_running_loop().create_task(self._work())
+            elif len(self._inbox) > MAX_QUEUED_CALLS:
+                await asyncio.shield(self._worker)
         elif isinstance(frame, CallResult):
             self._record("in", raw, framing.CALLRESULT, frame.unique_id, None)
             self._settle(frame.unique_id, frame.payload)
@@ -111,6 +126,19 @@ class ChargerConnection:
             self._settle(
                 frame.unique_id, CommandFailed(frame.code, frame.description, frame.details)
             )
+
+    async def _work(self) -> None:
+        while self._inbox:
+            call = self._inbox.popleft()
+            try:
+                await self._on_call(call)
+            except Exception:  # the answer could not be sent: the socket is gone
+                log.debug("answer to %s %s not sent", self.charger_id, call.action)
+
+    async def drain(self) -> None:
+        """Wait until every CALL received so far is handled."""
+        if self._worker is not None:
+            await asyncio.gather(asyncio.shield(self._worker), return_exceptions=True)
 
     def _settle(self, unique_id: str, outcome: dict[str, Any] | Exception) -> None:
         """Hand an answer to the command waiting for it; answers to nothing are ignored."""

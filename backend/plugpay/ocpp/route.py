@@ -150,6 +150,9 @@ def make_ocpp_endpoint(
             log.exception("connection of %s failed", charger_id)
         finally:
             conn.fail_pending("connection closed")
+            # What the charger sent before it went is still applied (and made
+            # durable) before it is marked disconnected.
+            await conn.drain()
             if registry.remove(conn):
                 try:
                     await asyncio.shield(
