@@ -116,8 +116,8 @@ def allocate_rounded(
         if remainders is None:
             remainders = [amount - floor for amount, floor in zip(amounts, result, strict=True)]
         count = int(missing.scaleb(places))
-        if count == 1:  # the common case; max() keeps the earliest of equal remainders
-            result[max(range(len(result)), key=remainders.__getitem__)] += quantum
+        if count == 1:  # the common case; index() finds the earliest of equal remainders
+            result[remainders.index(max(remainders))] += quantum
         else:
             # sorted() is stable, also in reverse: equal remainders keep the earlier first
             order = sorted(range(len(result)), key=remainders.__getitem__, reverse=True)

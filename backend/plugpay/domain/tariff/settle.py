@@ -103,6 +103,9 @@ def settle(
     excl: list[Decimal] = []
     excl_floors: list[Decimal] = []
     excl_remainders: list[Decimal] = []
+    incl: list[Decimal] = []
+    incl_floors: list[Decimal] = []
+    incl_remainders: list[Decimal] = []
     for g, quantity in enumerate(billed):
         if quantity is None:
             continue
@@ -115,25 +118,24 @@ def settle(
         excl.append(row[1])
         excl_floors.append(row[3])
         excl_remainders.append(row[4])
+        incl.append(row[5])
+        incl_floors.append(row[6])
+        incl_remainders.append(row[7])
 
     excl_amounts, total_excl = allocate_rounded(excl, exponent, excl_floors, excl_remainders)
+    incl_amounts: Sequence[Decimal | None]
+    total_incl: Decimal | None
     if plan.with_vat:
-        incl_amounts, total_incl = allocate_rounded(
-            [row[5] for row in rows], exponent, [row[6] for row in rows], [row[7] for row in rows]
-        )
-        lines = tuple(
-            PriceLine(g.label, row[2], g.unit, g.price, amount, g.vat, gross)
-            for row, amount, gross in zip(rows, excl_amounts, incl_amounts, strict=True)
-            for g in (row[8],)
-        )
-        breakdown = PriceBreakdown(plan.currency, lines, total_excl, total_incl)
+        incl_amounts, total_incl = allocate_rounded(incl, exponent, incl_floors, incl_remainders)
     else:
-        lines = tuple(
-            PriceLine(g.label, row[2], g.unit, g.price, amount, g.vat, None)
-            for row, amount in zip(rows, excl_amounts, strict=True)
-            for g in (row[8],)
+        incl_amounts, total_incl = [None] * len(rows), None
+    lines: list[PriceLine] = []
+    for row, amount, gross in zip(rows, excl_amounts, incl_amounts, strict=True):
+        group = row[8]
+        lines.append(
+            PriceLine(group.label, row[2], group.unit, group.price, amount, group.vat, gross)
         )
-        breakdown = PriceBreakdown(plan.currency, lines, total_excl, None)
+    breakdown = PriceBreakdown(plan.currency, tuple(lines), total_excl, total_incl)
     for bound in plan.price_bounds:
         breakdown = _bound(breakdown, plan, bound)
     return breakdown
