@@ -115,10 +115,10 @@ def allocate_rounded(
     if missing:
         if remainders is None:
             remainders = [amount - floor for amount, floor in zip(amounts, result, strict=True)]
-        count = int(missing.scaleb(places))
-        if count == 1:  # the common case; index() finds the earliest of equal remainders
+        if missing == quantum:  # the common case; index() finds the earliest of equal remainders
             result[remainders.index(max(remainders))] += quantum
         else:
+            count = int(missing.scaleb(places))
             # sorted() is stable, also in reverse: equal remainders keep the earlier first
             order = sorted(range(len(result)), key=remainders.__getitem__, reverse=True)
             for i in order[:count]:

@@ -10,8 +10,14 @@ sample, splitting it where a restriction starts or stops matching: at the
 exact instant of a local-time boundary (17:00, midnight, a daylight saving
 change) or a duration threshold, and, for a kWh threshold, at the instant the
 energy crosses it, interpolated linearly within the period. Usage accumulates
-per price component (Wh, microseconds), so :meth:`breakdown` costs a few
+per receipt line (uWh, microseconds), so :meth:`breakdown` costs a few
 lines of arithmetic however long the session: O(1) per sample.
+
+Per dimension the first element whose restrictions match applies (OCPI).
+TIME counts charging time, PARKING_TIME time plugged in but not charging.
+FLAT is charged once: the first FLAT component that applies at any moment of
+the session (normally at its start; an element restricted to 18:00-22:00
+charges its fee once the session reaches 18:00).
 """
 
 from __future__ import annotations
