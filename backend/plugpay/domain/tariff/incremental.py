@@ -23,7 +23,7 @@ charges its fee once the session reaches 18:00).
 from __future__ import annotations
 
 from datetime import datetime, timedelta, tzinfo
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -137,7 +137,11 @@ class IncrementalPricer:
         self._power_w = sample.power_w
         current = sample.current_a
         # mA, rounded down (bounds are rounded up; see restrictions.to_engine_units)
-        self._current_ma = None if current is None else int(Decimal(current) * 1000 // 1)
+        self._current_ma = (
+            None
+            if current is None
+            else int((Decimal(current) * 1000).to_integral_value(ROUND_FLOOR))
+        )
 
     def _open(self, now_us: int) -> None:
         """FLAT can match at the very first instant of the session."""
