@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,11 +16,19 @@ from plugpay.domain.tariff import (
     quote_periods,
     tariff_to_json,
 )
+from plugpay.domain.tariff.select import TariffCandidate, TariffSource, select_tariff
 from plugpay.services.ports import ConnectorPlace, StoredTariff, TariffStore
 
-# Most specific first: a connector's own tariff beats its charger's, which
-# beats the site default; within a scope an audience match beats "*".
+# Within one source, a connector's own tariff is listed before its charger's.
 _SCOPE_ORDER = {"connector": 0, "charger": 1, "site": 2}
+
+
+def _source(scope: str, audience: str) -> TariffSource:
+    if audience.startswith("contract:"):
+        return TariffSource.CONTRACT
+    if audience.startswith("member:"):
+        return TariffSource.DRIVER_GROUP
+    return TariffSource.SITE_DEFAULT if scope == "site" else TariffSource.CONNECTOR
 
 
 @dataclass
@@ -74,22 +82,36 @@ class TariffService:
         )
 
     async def applicable(
-        self, place: ConnectorPlace, audiences: tuple[str, ...] = ("guest",)
+        self,
+        place: ConnectorPlace,
+        audiences: tuple[str, ...] = ("guest",),
+        *,
+        ad_hoc: bool = True,
+        at: datetime | None = None,
     ) -> tuple[StoredTariff, Tariff]:
-        """The tariff a new session at ``place`` gets, for the first matching audience."""
-        candidates = await self.store.assignments_for(
+        """The tariff a new session at ``place`` gets (precedence: domain/tariff/select.py).
+
+        ``audiences`` are what the driver is: "guest", "member:<group>",
+        "contract:<id>". Connector assignments come before charger-wide ones.
+        """
+        assignments = await self.store.assignments_for(
             place.site_id, place.charger_id, place.connector_id
         )
-        wanted = [*audiences, "*"]
-        ranked = sorted(
-            (c for c in candidates if c[1] in wanted),
-            key=lambda c: (_SCOPE_ORDER[c[0]], wanted.index(c[1])),
-        )
-        if not ranked:
+        wanted = {*audiences, "*"}
+        candidates: list[TariffCandidate] = []
+        stored_by_tariff: dict[int, StoredTariff] = {}
+        for scope, audience, tariff_id in sorted(assignments, key=lambda a: _SCOPE_ORDER[a[0]]):
+            if audience not in wanted:
+                continue
+            stored, tariff = await self.get(tariff_id)
+            stored_by_tariff[id(tariff)] = stored
+            candidates.append(TariffCandidate(tariff, _source(scope, audience)))
+        chosen = select_tariff(candidates, at or datetime.now(UTC), ad_hoc=ad_hoc)
+        if chosen is None:
             raise NotFound(
                 f"no tariff applies to {place.charger_id} connector {place.connector_id}"
             )
-        return await self.get(ranked[0][2])
+        return stored_by_tariff[id(chosen)], chosen
 
     async def quote(
         self,

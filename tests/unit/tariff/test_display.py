@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from tariff_cases import BERLIN, MONDAY, example, local, tariff
 
-from plugpay.domain.tariff import DisplayItem, display_tariff, display_texts
+from plugpay.domain.tariff import DisplayItem, display_tariff
 
 
 def rows(items: tuple[DisplayItem, ...]) -> list[tuple[str, str, str]]:
@@ -93,6 +93,6 @@ def test_yen_prices_have_no_decimals_and_hourly_prices_stay_hourly() -> None:
         [{"price_components": [{"type": "TIME", "price": 200, "vat": 10, "step_size": 60}]}],
         currency="JPY",
     )
-    d = display_texts(t, "en", tz="Asia/Tokyo", at=datetime(2024, 1, 8, 10))
+    d = display_tariff(t, locale="en", tz="Asia/Tokyo", example_start=datetime(2024, 1, 8, 10))
     assert rows(d.items) == [("Charging time", "¥220 / h", "incl. 10% VAT")]
     assert d.example == "about ¥147 for 20 kWh in 40 minutes"

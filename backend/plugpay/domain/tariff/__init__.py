@@ -14,7 +14,7 @@ Public API (import from here):
   :func:`breakdown_to_json`
 * promotions: :class:`Promotion`, :func:`check_promotion`, :func:`apply_promotion`,
   :func:`find_promotion`
-* display: :func:`display_tariff`, :func:`display_texts`, :class:`DisplayItem`,
+* display: :func:`display_tariff`, :class:`DisplayItem`,
   :class:`TariffDisplay`
 * choice: :func:`select_tariff`, :class:`TariffCandidate`, :class:`TariffSource`
 * errors: :class:`TariffError`, :class:`SessionTraceError`, :class:`PricerStateError`,
@@ -26,7 +26,6 @@ from plugpay.domain.tariff.display import (
     DisplayItem,
     TariffDisplay,
     display_tariff,
-    display_texts,
 )
 from plugpay.domain.tariff.errors import (
     PricerStateError,
@@ -94,7 +93,6 @@ __all__ = [
     "breakdown_to_json",
     "check_promotion",
     "display_tariff",
-    "display_texts",
     "find_promotion",
     "parse_tariff",
     "price_session",

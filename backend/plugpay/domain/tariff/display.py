@@ -13,7 +13,7 @@ same engine as the bill.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from decimal import Decimal
 
 from babel.numbers import format_currency, format_decimal, format_percent
@@ -109,27 +109,6 @@ def display_tariff(
     )
     alt = _alt_text(tariff, texts.locale)
     return TariffDisplay(tuple(items), example_text, alt, tariff.tariff_alt_url)
-
-
-def display_texts(
-    tariff: Tariff,
-    locale: str = "en",
-    *,
-    tz: tzinfo | str = "UTC",
-    at: datetime | None = None,
-    example_current_a: Decimal | None = None,
-) -> TariffDisplay:
-    """:func:`display_tariff` with the example starting ``at`` (default: now).
-
-    The one place the engine reads the clock; pass ``at`` to stay pure.
-    """
-    return display_tariff(
-        tariff,
-        locale=locale,
-        tz=tz,
-        example_start=datetime.now(UTC) if at is None else at,
-        example_current_a=example_current_a,
-    )
 
 
 def _gross(price: Decimal, vat: Decimal | None) -> Decimal:
