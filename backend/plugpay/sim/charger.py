@@ -3,7 +3,10 @@
 Like a real charger it keeps transaction messages (start, meter values,
 stop) in a queue while it cannot reach the server, reconnects with
 exponential backoff, and replays the queue in order once it is back; other
-messages (heartbeats, status) are simply dropped while offline.
+messages (heartbeats, status) are simply dropped while offline. A
+transaction message the server refuses (CALLERROR) is tried again a few
+times and then dropped (OCPP 1.6 §3.7.1, 2.0.1 E13), so one bad message
+never blocks the queue.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from types import ModuleType
 from typing import Any
 
 import websockets
+from ocpp.exceptions import OCPPError
 
 from plugpay.sim import dialect16, dialect201
 from plugpay.sim.state import ConnectorState, TransactionState, iso
@@ -30,10 +34,14 @@ log = logging.getLogger("plugpay.sim")
 
 @dataclass
 class Outbound:
-    build: Callable[[], Any]
+    build: Callable[[bool], Any]  # offline flag -> the OCPP call
     transactional: bool
     on_result: Callable[[Any], None] | None = None
     payload: Any = None  # built once, on the first attempt, so a retry is identical
+    # Queued while offline, or still queued when the connection went
+    # (2.0.1 E11.FR.07): sent with offline=true.
+    offline: bool = False
+    attempts: int = 0
 
 
 class VirtualCharger:
@@ -51,6 +59,9 @@ class VirtualCharger:
         model: str = "VirtualCharger",
         firmware_version: str = "1.0.0",
         max_backoff: float = 30.0,
+        initial_backoff: float = 1.0,
+        message_attempts: int = 3,
+        message_retry_interval: float = 5.0,
     ) -> None:
         if version not in ("1.6", "2.0.1"):
             raise ValueError("version must be 1.6 or 2.0.1")
@@ -64,6 +75,10 @@ class VirtualCharger:
         self.heartbeat_interval = heartbeat_interval
         self.vendor, self.model, self.firmware_version = vendor, model, firmware_version
         self.max_backoff = max_backoff
+        self.initial_backoff = initial_backoff
+        self.message_attempts = message_attempts
+        self.message_retry_interval = message_retry_interval
+        self.dropped: list[Any] = []  # transaction messages the server kept refusing
         self.connectors = {n: ConnectorState(n) for n in range(1, connectors + 1)}
         self.configuration: dict[str, str] = {"MeterValueSampleInterval": str(int(meter_interval))}
         self.accepts_remote_start = True
@@ -78,6 +93,7 @@ class VirtualCharger:
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self._away_until = 0.0
 
     # -- helpers used by the protocol handlers ------------------------------
     def connector(self, connector_id: int) -> ConnectorState | None:
@@ -102,6 +118,7 @@ class VirtualCharger:
     def _enqueue(self, item: Outbound) -> None:
         if not item.transactional and not self.connected.is_set():
             return  # status and heartbeats are not kept while offline
+        item.offline = not self.connected.is_set()
         self.outbox.append(item)
         self._wakeup.set()
 
@@ -109,7 +126,7 @@ class VirtualCharger:
     async def set_status(self, connector_id: int, status: str) -> None:
         connector = self.connectors[connector_id]
         connector.status = status
-        self._enqueue(Outbound(lambda: self.dialect.status(connector), transactional=False))
+        self._enqueue(Outbound(lambda _: self.dialect.status(connector), transactional=False))
 
     async def start_transaction(
         self, connector_id: int, id_tag: str, remote_start_id: int | None = None
@@ -129,7 +146,6 @@ class VirtualCharger:
         connector.transaction = tx
         connector.power_w = self.power_w
         await self.set_status(connector_id, "Preparing")
-        offline = not self.connected.is_set()
 
         def started(response: Any) -> None:
             new_id = self.dialect.started_id(response)
@@ -144,7 +160,7 @@ class VirtualCharger:
                 )
 
         self._enqueue(
-            Outbound(lambda: self.dialect.start(connector_id, tx, offline), True, started)
+            Outbound(lambda offline: self.dialect.start(connector_id, tx, offline), True, started)
         )
         await self.set_status(connector_id, "Charging")
         return tx
@@ -156,9 +172,11 @@ class VirtualCharger:
             return
         tx.stopping = True
         self._advance_meter(connector)
-        at, wh, offline = iso(), connector.meter_wh, not self.connected.is_set()
+        at, wh = iso(), connector.meter_wh
         self._enqueue(
-            Outbound(lambda: self.dialect.stop(connector_id, tx, at, wh, reason, offline), True)
+            Outbound(
+                lambda offline: self.dialect.stop(connector_id, tx, at, wh, reason, offline), True
+            )
         )
         connector.power_w = 0
         connector.transaction = None
@@ -168,9 +186,9 @@ class VirtualCharger:
 
     async def triggered(self, message: str, connector_id: int | None) -> None:
         if message == "Heartbeat":
-            self._enqueue(Outbound(self.dialect.heartbeat, False))
+            self._enqueue(Outbound(lambda _: self.dialect.heartbeat(), False))
         elif message == "BootNotification":
-            self._enqueue(Outbound(lambda: self.dialect.boot(self), False))
+            self._enqueue(Outbound(lambda _: self.dialect.boot(self), False))
         elif message == "StatusNotification":
             for connector in self.connectors.values():
                 if connector_id in (None, connector.connector_id):
@@ -186,7 +204,7 @@ class VirtualCharger:
     async def update_firmware(self, steps: list[str]) -> None:
         for step in steps:
             await asyncio.sleep(0.2)
-            self._enqueue(Outbound(lambda s=step: self.dialect.firmware_status(s), False))  # type: ignore[misc]
+            self._enqueue(Outbound(lambda _, s=step: self.dialect.firmware_status(s), False))  # type: ignore[misc]
 
     def _advance_meter(self, connector: ConnectorState, seconds: float | None = None) -> None:
         tx = connector.transaction
@@ -199,27 +217,27 @@ class VirtualCharger:
         tx = connector.transaction
         if tx is None:
             return
-        at, wh, power, offline = (
-            iso(),
-            connector.meter_wh,
-            connector.power_w,
-            not self.connected.is_set(),
-        )
+        at, wh, power = iso(), connector.meter_wh, connector.power_w
         connector_id = connector.connector_id
         self._enqueue(
-            Outbound(lambda: self.dialect.meter(connector_id, tx, at, wh, power, offline), True)
+            Outbound(
+                lambda offline: self.dialect.meter(connector_id, tx, at, wh, power, offline), True
+            )
         )
 
     # -- loops --------------------------------------------------------------
     async def run(self) -> None:
         """Connect, keep connected, and serve until ``close()``."""
         meter = asyncio.get_running_loop().create_task(self._meter_loop())
-        backoff = 1.0
+        backoff = self.initial_backoff
         try:
             while not self.closing:
+                away = self._away_until - asyncio.get_running_loop().time()
+                if away > 0:
+                    await asyncio.sleep(away)
                 try:
                     await self._session()
-                    backoff = 1.0
+                    backoff = self.initial_backoff
                 except (OSError, websockets.WebSocketException, TimeoutError) as exc:
                     self.last_error = str(exc)
                     log.info("%s: offline (%s); retry in %.1fs", self.charger_id, exc, backoff)
@@ -264,6 +282,9 @@ class VirtualCharger:
             finally:
                 self.connected.clear()
                 self.booted.clear()
+                for item in self.outbox:
+                    if item.payload is None:
+                        item.offline = True
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -278,7 +299,7 @@ class VirtualCharger:
         self.booted.set()
         # Status first, then whatever waited in the queue, oldest first.
         for connector in self.connectors.values():
-            self.outbox.appendleft(Outbound(lambda c=connector: self.dialect.status(c), False))  # type: ignore[misc]
+            self.outbox.appendleft(Outbound(lambda _, c=connector: self.dialect.status(c), False))  # type: ignore[misc]
         self._wakeup.set()
 
     async def _send_loop(self) -> None:
@@ -297,13 +318,25 @@ class VirtualCharger:
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), timeout)
                 except TimeoutError:
-                    self.outbox.append(Outbound(self.dialect.heartbeat, False))
+                    self.outbox.append(Outbound(lambda _: self.dialect.heartbeat(), False))
                     last_heartbeat = asyncio.get_running_loop().time()
                 continue
             item = self.outbox[0]
-            if item.payload is None:
-                item.payload = item.build()
-            response = await self._cp.call(item.payload, suppress=False)
+            try:
+                if item.payload is None:
+                    item.payload = item.build(item.offline)
+                response = await self._cp.call(item.payload, suppress=False)
+            except OCPPError as exc:  # refused by the server, or unsendable
+                item.attempts += 1
+                if item.transactional and item.attempts < self.message_attempts:
+                    log.warning("%s: %s refused (%s); retrying", self.charger_id, item.payload, exc)
+                    await asyncio.sleep(self.message_retry_interval * item.attempts)
+                    continue
+                log.warning("%s: dropping %s (%s)", self.charger_id, item.payload, exc)
+                self.outbox.popleft()
+                if item.transactional:
+                    self.dropped.append(item.payload)
+                continue
             self.outbox.popleft()
             if item.on_result is not None:
                 item.on_result(response)
@@ -320,6 +353,11 @@ class VirtualCharger:
         """Vanish from the network abruptly (the TCP connection just dies)."""
         if self._ws is not None:
             self._ws.transport.abort()
+
+    async def vanish(self, seconds: float) -> None:
+        """Drop the connection and stay away ``seconds`` (queueing as when offline)."""
+        self._away_until = asyncio.get_running_loop().time() + seconds
+        await self.drop_connection()
 
     async def close(self) -> None:
         self._stopping = True
