@@ -24,7 +24,6 @@ from plugpay.services.ports import (
     TransactionStore,
 )
 
-
 log = logging.getLogger(__name__)
 
 
@@ -163,7 +162,7 @@ class TransactionService:
                 self._owner[transaction_pk] = charger_id
         flagged = self._flag(transaction_pk, ref, samples)
         self.store.record_readings(charger_id, connector_id, transaction_pk, flagged)
-        await self.store.flush()
+        await self._durable(transaction_pk)
         if transaction_pk is not None:
             await self._tell("on_readings", transaction_pk, flagged)
 
@@ -179,7 +178,7 @@ class TransactionService:
         if event.event_type == "Updated" and ref is not None:
             flagged = self._flag(ref.pk, ref, samples)
             self.store.record_update(ref, _with_samples(event, flagged))
-            await self.store.flush()
+            await self._durable(ref.pk)
             await self._tell("on_readings", ref.pk, flagged)
             return response
         pk = ref.pk if ref else None
@@ -198,6 +197,17 @@ class TransactionService:
             elif ref is not None:
                 await self._tell("on_ended", ref.pk, event.id_tag)
         return stored
+
+    async def _durable(self, pk: int | None) -> None:
+        """Wait until the buffered readings are written; on failure forget what they
+        taught us, so the next reading is checked against what is really stored."""
+        try:
+            await self.store.flush()
+        except Exception:
+            if pk is not None:
+                self._last.pop(pk, None)
+                self._owner.pop(pk, None)
+            raise
 
     async def _tell(self, what: str, *args: Any) -> None:
         """Inform the listener; its failure never changes the charger's answer."""
