@@ -98,4 +98,23 @@
   }
   tick();
   setInterval(tick, 1000);
+
+  // After an event-stream update replaced the live figures: the clock at once (not up to a
+  // second later), and the new state, when it changed, read out once through the page's
+  // status region (<p id="live-status" role="status">) instead of the whole block.
+  var announced = null;
+  function settled() {
+    tick();
+    var live = doc.querySelector("#live [data-state]");
+    var out = doc.getElementById("live-status");
+    if (!live || !out) return;
+    var state = live.getAttribute("data-state");
+    if (announced === null) announced = state;
+    if (state !== announced) {
+      announced = state;
+      out.textContent = live.getAttribute("data-announce") || "";
+    }
+  }
+  doc.addEventListener("htmx:afterSwap", settled);
+  settled();
 })();

@@ -12,7 +12,7 @@ from litestar.utils.scope.state import ScopeState
 
 from plugpay.services.sessions import owner_hash
 from plugpay.web import format as fmt
-from plugpay.web.i18n import pick_language, translator
+from plugpay.web.i18n import pick_language, problem_text, translator
 
 OWNER_COOKIE = "plugpay_owner"
 OWNER_MAX_AGE = 60 * 60 * 24 * 90
@@ -79,6 +79,11 @@ def page(
             "money": lambda minor, currency: fmt.money(minor, currency, lang),
             "kwh": lambda wh: fmt.kwh(wh, lang),
             "kw": lambda w: fmt.kw(w, lang),
+            "amount": lambda text, currency: fmt.amount(text, currency, lang),
+            "number": lambda text: fmt.number(text, lang),
+            "when": lambda at: fmt.when(at, lang),
+            "elapsed": fmt.elapsed,
+            "problem": lambda text: problem_text(text, lang),
             "csrf_token": csrf_token(request),
             **context,
         },

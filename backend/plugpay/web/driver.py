@@ -33,9 +33,12 @@ async def connector_page(request: Req, charger_id: str, connector_id: int) -> Te
 
 
 @get("/c/{charger_id:str}/{connector_id:int}/status")
-async def connector_status(request: Req, charger_id: str, connector_id: int) -> Template:
-    """htmx partial: availability, polled by the connector page."""
+async def connector_status(request: Req, charger_id: str, connector_id: int) -> Response[Any]:
+    """htmx partial: availability, polled by the connector page. Unchanged since the page
+    last saw it (``?was=``): 204, which htmx leaves alone."""
     view = await services(request).sessions.connector(charger_id, connector_id)
+    if request.query_params.get("was") == view.availability:
+        return Response(None, status_code=204)
     return page(request, "_availability.html", view=view, place=view.place)
 
 

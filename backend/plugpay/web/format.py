@@ -1,26 +1,119 @@
-"""Numbers for people: money, energy, power, in the driver's language."""
+"""Numbers for people: money, energy, power, times, in the driver's language."""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
+from babel.dates import format_date, format_time
 from babel.numbers import format_currency, format_decimal
 
 from plugpay.domain.money import Money
 
 
+def _locale(lang: str) -> str:
+    return "de_DE" if lang == "de" else "en_GB"
+
+
 def money(minor: int, currency: str, lang: str) -> str:
     amount = Money(minor, currency).to_decimal()
-    return str(format_currency(amount, currency, locale="de_DE" if lang == "de" else "en_GB"))
+    return str(format_currency(amount, currency, locale=_locale(lang)))
+
+
+def amount(text: str | None, currency: str, lang: str) -> str:
+    """A decimal amount as stored on a receipt line ("0.59") with its currency sign."""
+    if text is None:
+        return "–"
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return text
+    return str(format_currency(value, currency, locale=_locale(lang)))
+
+
+def number(text: str | None, lang: str) -> str:
+    """A decimal quantity ("0.039") in the driver's notation ("0,039")."""
+    if text is None:
+        return "–"
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return text
+    return str(format_decimal(value, locale=_locale(lang), decimal_quantization=False))
 
 
 def kwh(wh: int, lang: str) -> str:
     value = (Decimal(wh) / 1000).quantize(Decimal("0.01"))
-    return f"{format_decimal(value, format='#,##0.00', locale=lang)} kWh"
+    return f"{format_decimal(value, format='#,##0.00', locale=_locale(lang))} kWh"
 
 
 def kw(watts: int | None, lang: str) -> str:
     if watts is None:
         return "–"
     value = (Decimal(watts) / 1000).quantize(Decimal("0.1"))
-    return f"{format_decimal(value, format='#,##0.0', locale=lang)} kW"
+    return f"{format_decimal(value, format='#,##0.0', locale=_locale(lang))} kW"
+
+
+def when(at: datetime | None, lang: str) -> str:
+    """A moment on a receipt, in the time zone it carries: "22 Nov 2026, 14:05"."""
+    if at is None:
+        return "–"
+    locale = _locale(lang)
+    return f"{format_date(at, 'medium', locale=locale)}, {format_time(at, 'HH:mm', locale=locale)}"
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def elapsed(start: datetime | str | None, end: datetime | str | None = None) -> str:
+    """How long since ``start`` (until ``end`` or now), the way the page's clock shows it:
+    mm:ss, or h:mm:ss from one hour on. The browser keeps it ticking."""
+    began = _moment(start)
+    if began is None:
+        return "–"
+    finished = _moment(end) or datetime.now(UTC)
+    seconds = max(0, int((finished - began).total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes:02}:{secs:02}"
+
+
+def vat_summary(lines: list[dict[str, Any]], currency: str) -> list[dict[str, Any]]:
+    """Receipt lines grouped by VAT rate: rate, net, VAT and gross per rate, as Decimal strings.
+
+    Lines without a single rate (no VAT, or an adjustment across rates) count towards the
+    rate of the lines they adjust when there is only one rate, else they are left out."""
+    groups: dict[str, list[Decimal]] = {}
+    loose = [Decimal(0), Decimal(0)]
+    for line in lines:
+        try:
+            excl = Decimal(str(line.get("amount_excl_vat")))
+            incl = Decimal(str(line.get("amount_incl_vat") or line.get("amount_excl_vat")))
+        except InvalidOperation:
+            continue
+        rate = line.get("vat_rate")
+        target = groups.setdefault(str(rate), [Decimal(0), Decimal(0)]) if rate else loose
+        target[0] += excl
+        target[1] += incl
+    if len(groups) == 1 and any(loose):
+        only = next(iter(groups.values()))
+        only[0] += loose[0]
+        only[1] += loose[1]
+    exponent = Money(0, currency).to_decimal().as_tuple().exponent
+    quantum = Decimal(1).scaleb(exponent if isinstance(exponent, int) else -2)
+    return [
+        {
+            "rate": rate,
+            "excl": str(net.quantize(quantum)),
+            "vat": str((gross - net).quantize(quantum)),
+            "incl": str(gross.quantize(quantum)),
+        }
+        for rate, (net, gross) in sorted(groups.items(), key=lambda item: Decimal(item[0]))
+    ]

@@ -28,9 +28,9 @@ GERMAN: dict[str, str] = {
     "Payment": "Zahlung",
     "Demo payment": "Demo-Zahlung",
     "This is a demo: no real card is charged.": "Dies ist eine Demo: Es wird keine echte Karte belastet.",
-    "Card that approves": "Karte, die zustimmt",
-    "Card that is declined": "Karte, die abgelehnt wird",
-    "Card that needs authentication": "Karte mit Bestätigung durch die Bank",
+    "Card that approves": "Karte wird angenommen",
+    "Card that is declined": "Karte wird abgelehnt",
+    "Card that needs authentication": "Bank verlangt Bestätigung",
     "Pay": "Bezahlen",
     "Confirm with your bank": "Bei Ihrer Bank bestätigen",
     "Approve": "Bestätigen",
@@ -41,14 +41,14 @@ GERMAN: dict[str, str] = {
     "Power": "Leistung",
     "Elapsed": "Dauer",
     "Cost so far": "Bisherige Kosten",
-    "Hold remaining": "Verbleibende Reservierung",
+    "Hold remaining": "Noch verfügbar",
     "Stop charging": "Laden beenden",
     "Starting…": "Startet…",
     "Waiting for the charger to start.": "Warten, bis die Ladesäule startet.",
     "Stopping…": "Wird beendet…",
     "Charging complete": "Ladevorgang beendet",
     "View receipt": "Beleg ansehen",
-    "Notify me when it is done": "Benachrichtigen, wenn fertig",
+    "Notify me when it is done": "Bei Ende benachrichtigen",
     "Receipt": "Beleg",
     "Site": "Standort",
     "Charger": "Ladesäule",
@@ -58,7 +58,7 @@ GERMAN: dict[str, str] = {
     "Meter stop": "Zählerstand Ende",
     "Total": "Gesamt",
     "Paid with": "Bezahlt mit",
-    "Print or save as PDF": "Drucken oder als PDF speichern",
+    "Print or save as PDF": "Drucken oder PDF speichern",
     "excl. VAT": "exkl. MwSt.",
     "VAT": "MwSt.",
     "incl. VAT": "inkl. MwSt.",
@@ -82,7 +82,180 @@ GERMAN: dict[str, str] = {
     "Your card was declined.": "Ihre Karte wurde abgelehnt.",
     "Your bank needs you to confirm this payment.": "Ihre Bank möchte diese Zahlung bestätigen.",
     "The payment was not completed.": "Die Zahlung wurde nicht abgeschlossen.",
+    "Waiting for payment": "Warten auf Zahlung",
+    "Did not start": "Nicht gestartet",
+    "Canceled": "Abgebrochen",
+    "Your charge": "Ihr Ladevorgang",
+    "Plug the cable into your car if you have not yet.": "Stecken Sie das Kabel in Ihr Auto, falls noch nicht geschehen.",
+    "If the charge does not start, your hold is released and you pay nothing.": "Startet der Ladevorgang nicht, wird Ihre Reservierung freigegeben und Sie zahlen nichts.",
+    "Waiting for the charger to end the charge. Then we take the exact amount.": "Warten, bis die Ladesäule den Ladevorgang beendet. Dann buchen wir genau den fälligen Betrag ab.",
+    "Duration": "Dauer",
+    "We take {total} from the {hold} hold; the rest is released. Your bank may show the hold for a few days.": "Wir buchen {total} von der Reservierung über {hold} ab; der Rest wird freigegeben. Ihre Bank zeigt die Reservierung eventuell noch einige Tage an.",
+    "You stopped before charging started.": "Sie haben beendet, bevor der Ladevorgang begann.",
+    "Try again": "Erneut versuchen",
+    "Next: a {amount} hold on your card. Nothing starts before you confirm.": "Als Nächstes: {amount} werden auf Ihrer Karte reserviert. Nichts startet, bevor Sie bestätigen.",
+    "Skip to main content": "Zum Inhalt springen",
+    "plugpay is free software.": "plugpay ist freie Software.",
+    "Source code": "Quellcode",
+    "Hold on your card": "Kartenreservierung",
+    "Why a hold? Nobody knows in advance how much your car will take. Charging stops before the cost reaches the hold, so you never pay more.": "Warum eine Reservierung? Niemand weiß vorher, wie viel Ihr Auto lädt. Der Ladevorgang endet, bevor die Kosten die Reservierung erreichen – Sie zahlen also nie mehr.",
+    "Something went wrong": "Etwas ist schiefgelaufen",
+    "Error": "Fehler",
+    "Please try again in a moment.": "Bitte versuchen Sie es gleich noch einmal.",
+    "To charge, scan the QR code on the charger again.": "Zum Laden scannen Sie bitte erneut den QR-Code an der Ladesäule.",
+    "To charge, scan the QR code on the charger.": "Zum Laden scannen Sie den QR-Code an der Ladesäule.",
+    "Pay for charging without an account.": "Laden bezahlen, ganz ohne Konto.",
+    "Go to the start page": "Zur Startseite",
+    "You only pay for what you charge; the rest is released when you stop.": "Sie zahlen nur, was Sie laden; der Rest wird beim Beenden freigegeben.",
+    "Please try another card.": "Bitte versuchen Sie eine andere Karte.",
+    "Your bank asks you to confirm this payment. In a real payment your banking app or a page from your bank opens here.": "Ihre Bank bittet Sie, diese Zahlung zu bestätigen. Bei einer echten Zahlung öffnet sich hier Ihre Banking-App oder eine Seite Ihrer Bank.",
+    "Choose a test card": "Testkarte wählen",
+    "Reserve {amount} and start": "{amount} reservieren und starten",
+    "How do you want to pay?": "Wie möchten Sie bezahlen?",
+    "Charging time": "Ladezeit",
+    "Session fee": "Startgebühr",
+    "Idle fee": "Blockiergebühr",
+    "Minimum price": "Mindestpreis",
+    "Maximum price": "Höchstpreis",
+    "Discount": "Rabatt",
+    "Under review: we are checking this charge; you will not pay more than the hold.": "In Prüfung: Wir prüfen diesen Ladevorgang; Sie zahlen nicht mehr als die Reservierung.",
+    "Not final yet: the charge is still being settled.": "Noch nicht endgültig: Der Ladevorgang wird noch abgerechnet.",
+    "Charge": "Ladevorgang",
+    "Item": "Posten",
+    "Amount": "Betrag",
+    "No charges.": "Keine Kosten.",
+    "Total excl. VAT": "Summe exkl. MwSt.",
+    "on": "auf",
+    "Reference": "Referenz",
+    "Receipt by notification": "Beleg als Benachrichtigung",
+    "Get the total on this phone when charging ends, even with this page closed.": "Erhalten Sie den Betrag auf diesem Telefon, wenn der Ladevorgang endet – auch bei geschlossener Seite.",
+    "Notifications are on.": "Benachrichtigungen sind an.",
+    "Notifications are blocked in this browser.": "Benachrichtigungen sind in diesem Browser blockiert.",
+    "Could not turn on notifications.": "Benachrichtigungen konnten nicht eingeschaltet werden.",
+    "This browser cannot show notifications.": "Dieser Browser kann keine Benachrichtigungen anzeigen.",
+    "You confirm the {amount} hold on the next page.": "Die Reservierung über {amount} bestätigen Sie auf der nächsten Seite.",
+    "Paid": "Bezahlt",
+    "Settling…": "Wird abgerechnet…",
+    "{percent} % of the {hold} hold used": "{percent} % der Reservierung über {hold} genutzt",
+    "Confirm hold and start": "Bestätigen und laden",
+    "You pay nothing.": "Sie zahlen nichts.",
+    "The receipt shows what we know so far.": "Der Beleg zeigt den bisherigen Stand.",
 }
+
+
+# What the services report when a start or a payment does not go through, as it arrives
+# in ?error= on the connector and payment pages: (English, German) for the driver.
+# Anything not listed here is shown as GENERIC_PROBLEM, never as given: the query string
+# is part of a link anyone can send.
+PROBLEMS: dict[str, tuple[str, str]] = {
+    # plugpay.services.sessions: reserving the connector
+    "connector is occupied": (
+        "Someone else is using this connector right now.",
+        "Dieser Anschluss wird gerade von jemand anderem genutzt.",
+    ),
+    "connector is offline": (
+        "This charger is offline right now.",
+        "Diese Ladesäule ist gerade offline.",
+    ),
+    "connector is out of order": (
+        "This connector is out of order.",
+        "Dieser Anschluss ist außer Betrieb.",
+    ),
+    "someone else just started on this connector": (
+        "Someone else has just started charging here. Please try another connector.",
+        "Jemand anderes hat hier gerade einen Ladevorgang gestartet. Bitte wählen Sie einen anderen Anschluss.",
+    ),
+    "payments are unavailable right now; please try again": (
+        "Payments are not available right now. Please try again in a moment.",
+        "Zahlungen sind gerade nicht möglich. Bitte versuchen Sie es gleich noch einmal.",
+    ),
+    # plugpay.services.sessions: confirming the hold
+    "Your bank needs you to confirm this payment.": (
+        "Your bank needs you to confirm this payment.",
+        "Ihre Bank möchte, dass Sie diese Zahlung bestätigen.",
+    ),
+    "The payment was not completed.": (
+        "The payment was not completed.",
+        "Die Zahlung wurde nicht abgeschlossen.",
+    ),
+    "The payment amount does not match the hold.": (
+        "The payment amount does not match the hold.",
+        "Der Zahlungsbetrag passt nicht zur Reservierung.",
+    ),
+    # plugpay.payments.wording
+    "Your card was declined.": ("Your card was declined.", "Ihre Karte wurde abgelehnt."),
+    "Your card could not be verified by your bank.": (
+        "Your card could not be verified by your bank.",
+        "Ihre Karte konnte von Ihrer Bank nicht bestätigt werden.",
+    ),
+    "This payment was not authorised.": (
+        "This payment was not authorised.",
+        "Diese Zahlung wurde nicht freigegeben.",
+    ),
+    "This payment was already taken.": (
+        "This payment was already taken.",
+        "Diese Zahlung wurde bereits eingezogen.",
+    ),
+    "This payment hold was already released.": (
+        "This payment hold was already released.",
+        "Diese Reservierung wurde bereits freigegeben.",
+    ),
+    "The payment could not be taken.": (
+        "The payment could not be taken.",
+        "Die Zahlung konnte nicht eingezogen werden.",
+    ),
+    "This payment does not exist.": (
+        "This payment does not exist.",
+        "Diese Zahlung gibt es nicht.",
+    ),
+    "The payment provider refused the request.": (
+        "The payment provider refused the request.",
+        "Der Zahlungsdienst hat die Anfrage abgelehnt.",
+    ),
+    "This payment is not waiting for verification.": (
+        "This payment is not waiting for verification.",
+        "Diese Zahlung wartet nicht auf eine Bestätigung.",
+    ),
+    "Your card has insufficient funds.": (
+        "Your card has insufficient funds.",
+        "Ihre Karte ist nicht ausreichend gedeckt.",
+    ),
+    "Your card has expired.": ("Your card has expired.", "Ihre Karte ist abgelaufen."),
+    "Your card's security code is incorrect.": (
+        "Your card's security code is incorrect.",
+        "Die Prüfnummer Ihrer Karte ist falsch.",
+    ),
+    "Your card number is incorrect.": (
+        "Your card number is incorrect.",
+        "Ihre Kartennummer ist falsch.",
+    ),
+    "Your card's expiry date is incorrect.": (
+        "Your card's expiry date is incorrect.",
+        "Das Ablaufdatum Ihrer Karte ist falsch.",
+    ),
+    "Your card could not be processed. Please try again.": (
+        "Your card could not be processed. Please try again.",
+        "Ihre Karte konnte nicht verarbeitet werden. Bitte versuchen Sie es erneut.",
+    ),
+    "Your card has reached its spending limit.": (
+        "Your card has reached its spending limit.",
+        "Ihre Karte hat ihr Ausgabelimit erreicht.",
+    ),
+    "Your bank asks you to confirm this payment.": (
+        "Your bank asks you to confirm this payment.",
+        "Ihre Bank bittet Sie, diese Zahlung zu bestätigen.",
+    ),
+}
+GENERIC_PROBLEM = (
+    "Something went wrong. Please try again.",
+    "Etwas ist schiefgelaufen. Bitte versuchen Sie es erneut.",
+)
+
+
+def problem_text(text: str | None, lang: str) -> str:
+    """A reported problem in the driver's words and language; unknown text stays unshown."""
+    english, german = PROBLEMS.get((text or "").strip(), GENERIC_PROBLEM)
+    return german if lang == "de" else english
 
 
 def pick_language(accept_language: str | None) -> str:

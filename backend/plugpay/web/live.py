@@ -19,19 +19,43 @@ from plugpay.web.context import owner_of, page, services, settings
 Req = Request[Any, Any, Any]
 KEEPALIVE_SECONDS = 15.0
 FINAL = frozenset({*TERMINAL_STATES, SessionState.NEEDS_REVIEW})
+# Tells the page (sse-close="close") that nothing more will come, so the browser does not
+# reconnect to a finished session over and over.
+CLOSE = ServerSentEventMessage(data="", event="close")
 
 
 @get("/s/{session_id:str}")
 async def session_page(request: Req, session_id: str) -> Template:
     """kWh, power, elapsed time, cost so far and hold remaining; live over SSE."""
-    record = await services(request).sessions.get_owned(session_id, owner_of(request))
-    push = services(request).push_key
-    return page(request, "session.html", record=record, live=snapshot(record), vapid_key=push)
+    svc = services(request)
+    record = await svc.sessions.get_owned(session_id, owner_of(request))
+    place = await svc.tariffs.store.place(record.charger_id, record.connector_id)
+    return page(
+        request,
+        "session.html",
+        record=record,
+        live=snapshot(record),
+        session_id=session_id,
+        connector_url=_connector_url(record),
+        site_name=place.site_name if place else None,
+        vapid_key=svc.push_key,
+    )
 
 
-def _render(request: Req, session_id: str, live: dict[str, Any]) -> str:
+def _connector_url(record: Any) -> str:
+    return f"/c/{record.charger_id}/{record.connector_id}"
+
+
+def _render(request: Req, record: Any, live: dict[str, Any]) -> str:
     template = request.app.template_engine.get_template("_live.html")  # type: ignore[union-attr]
-    context = page(request, "_live.html", live=live, session_id=session_id).context
+    context = page(
+        request,
+        "_live.html",
+        live=live,
+        session_id=record.id,
+        connector_url=_connector_url(record),
+        oob=True,
+    ).context
     return str(template.render(**context))
 
 
@@ -49,9 +73,10 @@ async def session_events(request: Req, session_id: str) -> ServerSentEvent:
             live = snapshot(current or record)
             if str(live["id"]) != last_seen:
                 yield ServerSentEventMessage(
-                    data=_render(request, session_id, live), event="update", id=live["id"]
+                    data=_render(request, record, live), event="update", id=live["id"]
                 )
             if live["state"] in FINAL:
+                yield CLOSE
                 return
             version = live["id"]
             iterator = subscription.__aiter__()
@@ -65,9 +90,10 @@ async def session_events(request: Req, session_id: str) -> ServerSentEvent:
                     continue  # an older snapshot overtaken by a newer one
                 version = event["id"]
                 yield ServerSentEventMessage(
-                    data=_render(request, session_id, event), event="update", id=event["id"]
+                    data=_render(request, record, event), event="update", id=event["id"]
                 )
                 if event["state"] in FINAL:
+                    yield CLOSE
                     return
         finally:
             await subscription.aclose()

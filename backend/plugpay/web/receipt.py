@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Request, get
 from litestar.response import Template
 
+from plugpay.web import format as fmt
 from plugpay.web.context import owner_of, page, services
 
 Req = Request[Any, Any, Any]
@@ -18,7 +19,8 @@ async def receipt_page(request: Req, session_id: str) -> Template:
     svc = services(request)
     record = await svc.sessions.get_owned(session_id, owner_of(request))
     details = await svc.receipts.details(record)
-    return page(request, "receipt.html", record=record, receipt=details)
+    vat = fmt.vat_summary(details.lines, details.currency)
+    return page(request, "receipt.html", record=record, receipt=details, vat=vat)
 
 
 ROUTES = [receipt_page]
