@@ -316,6 +316,9 @@ async def test_scan_pay_charge_stop_receipt(browser: Any, app: RunningServer) ->
     assert re.fullmatch(r"€\d+\.\d\d", total), total
     assert "VAT" in await page.inner_text("table.lines")
     await checked_page(page, "driver_5_receipt")
+    await page.evaluate("window.print = () => { window.printed = true; }")
+    await page.click("[data-print]")
+    assert await page.evaluate("window.printed") is True
     await page.emulate_media(media="print")
     assert not await page.is_visible(".site-header")
     assert not await page.is_visible("[data-print]")
@@ -394,6 +397,12 @@ async def test_german(browser: Any, app: RunningServer) -> None:
     text = await all_german(page)
     assert "Beleg" in text and "Gesamt" in text and "Startgebühr" in text
     await checked_page(page, "driver_de_5_receipt")
+    # A QR code that leads nowhere: a friendly page, in German too.
+    response = await page.goto(f"{app.http_url}/c/NOPE/1")
+    assert response is not None and response.status == 404
+    assert await page.inner_text("h1") == "Seite nicht gefunden"
+    await all_german(page)
+    await checked_page(page, "driver_de_6_not_found")
     await context.close()
 
 
