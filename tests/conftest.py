@@ -51,9 +51,13 @@ def sqlite_url(sqlite_databases: SqliteDatabases) -> str:
     return sqlite_databases.fresh()
 
 
+_VAPID_KEY = generate_vapid_private_key()
+
+
 def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": database_url,
+        "vapid_private_key": _VAPID_KEY,
         "secret_key": "test-secret-key-that-is-long-enough-0123456789",
         "ocpp_call_timeout": 5.0,
     }
