@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Request, post
 from litestar.response import Response
 
+from plugpay.services.ports import PaymentUnavailable
 from plugpay.services.webhooks import InvalidWebhook
 
 
@@ -19,6 +20,9 @@ async def stripe_webhook(request: Request[Any, Any, Any]) -> Response[dict[str, 
         outcome = await webhooks.receive(body, request.headers.get("stripe-signature"))
     except InvalidWebhook as exc:
         return Response({"error": str(exc) or "invalid signature"}, status_code=400)
+    except PaymentUnavailable:
+        # Stripe delivers the event again later, when the PaymentIntent can be read.
+        return Response({"error": "payment provider unavailable"}, status_code=503)
     return Response({"status": outcome}, status_code=200)
 
 

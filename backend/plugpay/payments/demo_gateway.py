@@ -122,6 +122,10 @@ class DemoGateway:
         self.api_calls += 1
         return _state(await self._load(ref))
 
+    async def client_secret(self, ref: str) -> str | None:
+        """The secret the driver's browser pays with (kept, so not a call to Stripe)."""
+        return _state(await self._load(ref)).client_secret
+
     async def capture(self, ref: str, amount_minor: int, idempotency_key: str) -> PaymentState:
         """Capture ``amount_minor`` (> 0, at most the hold); the rest is released."""
         if amount_minor <= 0:

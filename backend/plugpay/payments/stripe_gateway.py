@@ -10,6 +10,7 @@ module: answers become :class:`PaymentState`, errors become
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,9 +30,17 @@ from plugpay.services.ports import (
 
 log = logging.getLogger(__name__)
 
+# The statuses in which the driver's browser can still pay the hold.
+CONFIRMABLE = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
+
 # The charge carries the card that paid (wallets included); the payment method is
 # the fallback where a charge has no details (localstripe's never do).
 EXPAND = ["latest_charge", "payment_method"]
+
+# Client secrets of the holds made by this process, so that showing the payment
+# page needs no request to Stripe; a hold made elsewhere (another instance, before
+# a restart) is read from Stripe once. Holds wait for payment minutes, not days.
+CLIENT_SECRETS_KEPT = 4096
 
 
 class StripeGateway:
@@ -70,6 +79,7 @@ class StripeGateway:
             http_client=self._http,
         )
         self._intents = self._client.v1.payment_intents
+        self._client_secrets: OrderedDict[str, str] = OrderedDict()
 
     async def close(self) -> None:
         """Close the pooled HTTP connections."""
@@ -94,11 +104,31 @@ class StripeGateway:
         intent = await self._request(
             lambda: self._intents.create_async(params, {"idempotency_key": request.idempotency_key})
         )
-        return intent_state(intent)
+        state = intent_state(intent)
+        self._remember_client_secret(state)
+        return state
 
     async def get(self, ref: str) -> PaymentState:
         intent = await self._request(lambda: self._intents.retrieve_async(ref, {"expand": EXPAND}))
         return intent_state(intent)
+
+    async def client_secret(self, ref: str) -> str | None:
+        """The secret Stripe.js confirms the hold with. It never changes for an
+        intent, so it comes from memory when this process made the hold; what the
+        intent's status is must still be read with :meth:`get`."""
+        secret = self._client_secrets.get(ref)
+        if secret is None:
+            state = await self.get(ref)
+            self._remember_client_secret(state)
+            secret = state.client_secret
+        return secret
+
+    def _remember_client_secret(self, state: PaymentState) -> None:
+        if state.client_secret is None or state.status not in CONFIRMABLE:
+            return
+        self._client_secrets[state.ref] = state.client_secret
+        while len(self._client_secrets) > CLIENT_SECRETS_KEPT:
+            self._client_secrets.popitem(last=False)
 
     async def capture(self, ref: str, amount_minor: int, idempotency_key: str) -> PaymentState:
         """Capture ``amount_minor`` (> 0) of the hold; Stripe releases the rest.
@@ -125,6 +155,7 @@ class StripeGateway:
             raise PaymentDeclined(
                 wording.refusal(state.status, str(refused))
             ) from refused.__cause__
+        self._client_secrets.pop(ref, None)
         state = intent_state(intent)
         if state.status not in ("succeeded", "processing"):
             # Not a capture, whatever the HTTP status said (localstripe "captures"
@@ -147,6 +178,7 @@ class StripeGateway:
             raise PaymentDeclined(
                 wording.refusal(state.status, str(refused))
             ) from refused.__cause__
+        self._client_secrets.pop(ref, None)
         return intent_state(intent)
 
     def parse_webhook(self, payload: bytes, signature_header: str | None) -> WebhookEvent:

@@ -30,13 +30,18 @@ PAYMENT_EVENTS = frozenset(
 )
 
 
+# Sessions whose charge is (about to be) running on the hold.
+RUNNING = frozenset({SessionState.STARTING, SessionState.CHARGING, SessionState.STOPPING})
+
+
 @dataclass
 class WebhookService:
     sessions: SessionService
     store: SessionStore
 
     async def receive(self, payload: bytes, signature: str | None) -> str:
-        """Returns "processed", "replay" or "ignored"; raises InvalidWebhook (nothing stored)."""
+        """Returns "processed", "replay" or "ignored"; raises InvalidWebhook (nothing stored),
+        or PaymentUnavailable when the provider could not be asked (the provider retries)."""
         event = self.sessions.payments.parse_webhook(payload, signature)
         if not await self.store.record_webhook_event(event, self.sessions.payments.name):
             return "replay"
@@ -47,10 +52,10 @@ class WebhookService:
                 outcome = "processed"
                 if record.state == SessionState.CREATED:
                     await self.sessions.confirm_payment(record.id)
-                elif event.type == "payment_intent.canceled" and record.state in (
-                    SessionState.CHARGING,
-                    SessionState.STARTING,
-                    SessionState.STOPPING,
+                elif (
+                    event.type == "payment_intent.canceled"
+                    and record.state in RUNNING
+                    and await self._hold_is_gone(event.payment_ref)
                 ):
                     # The hold vanished under a running charge (expired, canceled in
                     # the dashboard): stop charging; the money needs a person.
@@ -58,6 +63,10 @@ class WebhookService:
                     await self.sessions.stop(record.id, reason="hold_canceled_by_provider")
         await self.store.webhook_processed(event.id)
         return outcome
+
+    async def _hold_is_gone(self, payment_ref: str) -> bool:
+        """Whether the hold is really released: the event alone is not trusted."""
+        return (await self.sessions.payments.get(payment_ref)).status == "canceled"
 
 
 __all__ = ["InvalidWebhook", "WebhookService"]
