@@ -1,0 +1,262 @@
+"""The three OCPP servers the ingest benchmark compares, one per process.
+
+Run as a script (never imported by the orchestrator, so each server owns its
+process and its CPU time can be read on its own)::
+
+    python servers.py plugpay --db PATH --chargers N --prefix CP --password PW
+    python servers.py stock
+    python servers.py echo
+
+Each binds 127.0.0.1 on a free port and prints one JSON line
+``{"port": ..., "pid": ...}`` on stdout once it accepts connections.
+
+- ``plugpay``: plugpay's own gateway with persistence: the app from
+  ``create_app`` served by uvicorn with ``uvicorn_config`` (websockets-sansio),
+  a migrated SQLite file, N registered chargers and one accepted id tag.
+- ``stock``: the ``ocpp`` package's ``ChargePoint`` (1.6) with an
+  ``@on("MeterValues")`` handler, its default jsonschema validation and no
+  persistence, behind a plain ``websockets.serve``.
+- ``echo``: a bare ``websockets.serve`` that answers every frame with the
+  fixed CALLRESULT ``[3, <id>, {}]``, reading the id with ``json.loads``.
+
+``--loop uvloop`` (the default) runs the two reference servers on the same
+event loop uvicorn picks for plugpay, so the comparison is about the code
+above the loop, not the loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import resource
+import signal
+import socket
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+ID_TAG = "BENCH-TAG-1"
+
+
+def die_with_parent() -> None:
+    """Linux: get SIGTERM when the process that started us dies (no orphans)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:
+        sys.exit(1)
+
+
+def raise_nofile() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def listen_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.set_inheritable(True)
+    return sock
+
+
+def announce(port: int) -> None:
+    print(json.dumps({"port": port, "pid": os.getpid()}), flush=True)
+
+
+def run_on(loop_name: str, coro: Any) -> None:
+    factory = None
+    if loop_name == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(coro)
+
+
+# -- plugpay ------------------------------------------------------------------
+
+
+async def register_chargers(runtime: Any, prefix: str, count: int, password: str) -> None:
+    """Register chargers ``{prefix}{0..count-1}`` with one connector each.
+
+    The first goes through ``ChargerService.add_charger`` (validation and the
+    argon2 hash); the others reuse its stored hash, because hashing 5,000
+    passwords would take minutes and verifying them costs the same.
+    """
+    from sqlalchemy import insert, select
+
+    from plugpay.store import tables
+
+    chargers = runtime.services.chargers
+    await chargers.add_charger(f"{prefix}0", password, connectors=1)
+    await chargers.add_id_tag(ID_TAG)
+    async with runtime.db.begin() as conn:
+        password_hash = await conn.scalar(
+            select(tables.chargers.c.password_hash).where(tables.chargers.c.id == f"{prefix}0")
+        )
+        created = datetime.now(UTC)
+        for start in range(1, count, 1000):
+            ids = [f"{prefix}{n}" for n in range(start, min(count, start + 1000))]
+            await conn.execute(
+                insert(tables.chargers),
+                [
+                    {
+                        "id": charger_id,
+                        "password_hash": password_hash,
+                        "connector_count": 1,
+                        "connected": False,
+                        "created_at": created,
+                    }
+                    for charger_id in ids
+                ],
+            )
+            await conn.execute(
+                insert(tables.connectors),
+                [
+                    {"charger_id": charger_id, "connector_id": 1, "status": "Unknown"}
+                    for charger_id in ids
+                ],
+            )
+
+
+def serve_plugpay(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from plugpay.cli.serve import uvicorn_config
+    from plugpay.config import Settings
+    from plugpay.store.migrate import upgrade
+
+    url = f"sqlite+aiosqlite:///{args.db}"
+    upgrade(url)  # alembic runs its own event loop: before ours starts
+    settings = Settings(database_url=url, secret_key="bench-" + "k" * 40)
+    sock = listen_socket()
+    port = sock.getsockname()[1]
+    config = uvicorn_config(settings, "127.0.0.1", port, log_level="warning")
+    runtime = config.app.state.runtime
+
+    async def main() -> None:
+        await register_chargers(runtime, args.prefix, args.chargers, args.password)
+        server = uvicorn.Server(config)
+        task = asyncio.ensure_future(server.serve(sockets=[sock]))
+        while not server.started:
+            if task.done():
+                await task
+                raise SystemExit("uvicorn did not start")
+            await asyncio.sleep(0.02)
+        announce(port)
+        await task
+
+    config.load()
+    run_on_factory = config.get_loop_factory()
+    with asyncio.Runner(loop_factory=run_on_factory) as runner:
+        if args.profile:
+            import cProfile
+            import time
+
+            # Main-thread CPU time: waiting (and the database thread) is not counted.
+            profiler = cProfile.Profile(time.thread_time)
+
+            def dump(*_: Any) -> None:
+                profiler.disable()
+                profiler.dump_stats(args.profile)
+
+            signal.signal(signal.SIGUSR1, lambda *_: profiler.enable())
+            signal.signal(signal.SIGUSR2, dump)
+        runner.run(main())
+
+
+# -- the stock ocpp ChargePoint ------------------------------------------------
+
+
+def serve_stock(args: argparse.Namespace) -> None:
+    from ocpp.routing import on
+    from ocpp.v16 import ChargePoint, call_result
+    from websockets.asyncio.server import serve
+    from websockets.exceptions import ConnectionClosed
+
+    class BenchChargePoint(ChargePoint):  # type: ignore[misc]
+        @on("MeterValues")
+        async def on_meter_values(
+            self, connector_id: int, meter_value: list[Any], **kwargs: Any
+        ) -> Any:
+            return call_result.MeterValues()
+
+        @on("BootNotification")
+        async def on_boot_notification(
+            self, charge_point_vendor: str, charge_point_model: str, **kwargs: Any
+        ) -> Any:
+            return call_result.BootNotification(
+                current_time="2026-01-01T00:00:00Z", interval=300, status="Accepted"
+            )
+
+    async def handler(connection: Any) -> None:
+        charger_id = connection.request.path.rstrip("/").rsplit("/", 1)[-1]
+        with contextlib.suppress(ConnectionClosed):
+            await BenchChargePoint(charger_id, connection).start()
+
+    async def main() -> None:
+        sock = listen_socket()
+        async with serve(handler, sock=sock, subprotocols=["ocpp1.6"]) as server:
+            announce(sock.getsockname()[1])
+            await stop_on_sigterm()
+            server.close()
+
+    run_on(args.loop, main())
+
+
+# -- a bare websockets echo ------------------------------------------------------
+
+
+def serve_echo(args: argparse.Namespace) -> None:
+    from websockets.asyncio.server import serve
+    from websockets.exceptions import ConnectionClosed
+
+    loads, dumps = json.loads, json.dumps
+
+    async def handler(connection: Any) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for frame in connection:
+                await connection.send("[3," + dumps(loads(frame)[1]) + ",{}]")
+
+    async def main() -> None:
+        sock = listen_socket()
+        async with serve(handler, sock=sock, subprotocols=["ocpp1.6"]) as server:
+            announce(sock.getsockname()[1])
+            await stop_on_sigterm()
+            server.close()
+
+    run_on(args.loop, main())
+
+
+async def stop_on_sigterm() -> None:
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopped.set)
+    await stopped.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("role", choices=["plugpay", "stock", "echo"])
+    parser.add_argument("--db", help="plugpay: SQLite file")
+    parser.add_argument("--chargers", type=int, default=50)
+    parser.add_argument("--prefix", default="CP")
+    parser.add_argument("--password", default="bench-password-0123456789")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
+    parser.add_argument(
+        "--profile", help="plugpay: cProfile file (SIGUSR1 starts, SIGUSR2 writes it)"
+    )
+    args = parser.parse_args()
+    die_with_parent()
+    raise_nofile()
+    {"plugpay": serve_plugpay, "stock": serve_stock, "echo": serve_echo}[args.role](args)
+
+
+if __name__ == "__main__":
+    main()
