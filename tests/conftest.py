@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from plugpay.config import Settings
+from plugpay.notify.webpush import generate_vapid_private_key
 from support.databases import PG_URL, PostgresDatabases, SqliteDatabases
 from support.server import RunningServer, start_server
 
