@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from conftest import PASSWORD
 from plugpay.store import tables as t
 from support.ocpp_client import OcppClient, basic_auth, counts, eventually, rows
-from support.server import RunningServer
+from support.server import RunningServer, start_server
 
 
 async def handshake_status(
@@ -136,3 +136,34 @@ async def test_a_reconnecting_charger_replaces_its_old_connection(
 
     await eventually(disconnected)
     assert len(server.runtime.registry) == 0
+
+
+async def test_a_charger_that_moved_to_another_instance_stays_connected(
+    server: RunningServer, charger_id: str
+) -> None:
+    # Behind a load balancer the reconnect may land on another server instance;
+    # the first instance notices the old socket is gone only later.
+    other = await start_server(server.settings)
+    try:
+        first = await OcppClient.connect(server.ocpp_url, charger_id, PASSWORD, "1.6")
+        await first.heartbeat_works()
+        second = await OcppClient.connect(other.ocpp_url, charger_id, PASSWORD, "1.6")
+        await second.heartbeat_works()
+        await first.close()
+
+        async def first_cleaned_up() -> bool:
+            return server.runtime.registry.get(charger_id) is None
+
+        await eventually(first_cleaned_up)
+        await asyncio.sleep(0.3)  # the first instance records the close after forgetting it
+        view = await server.runtime.charger_store.get(charger_id)
+        assert view is not None and view.connected
+        await second.close()
+
+        async def disconnected() -> bool:
+            view = await other.runtime.charger_store.get(charger_id)
+            return view is not None and not view.connected
+
+        await eventually(disconnected)
+    finally:
+        await other.stop()

@@ -75,6 +75,15 @@ def _unit_and_multiplier(sampled: dict[str, Any], measurand: str) -> tuple[str, 
     return str(sampled.get("unit") or _DEFAULT_UNIT[measurand]), 0
 
 
+def _whole(raw: Any) -> int | None:
+    """``raw`` as an int when it is plainly one (12345, "12345"), else None."""
+    if type(raw) is int:
+        return raw
+    if type(raw) is str and 0 < len(raw) <= 15 and raw.isascii() and raw.isdigit():
+        return int(raw)
+    return None
+
+
 def scaled(sampled: dict[str, Any], measurand: str) -> int:
     """A sampled value as an integer in its measurand's base unit; MeterValueError if unreadable."""
     unit, multiplier = _unit_and_multiplier(sampled, measurand)
@@ -84,6 +93,13 @@ def scaled(sampled: dict[str, Any], measurand: str) -> int:
     if abs(multiplier) > _MAX_MULTIPLIER:
         raise MeterValueError(f"multiplier {multiplier} of {measurand} is out of range")
     raw = sampled.get("value")
+    whole = _whole(raw)
+    if whole is not None and multiplier >= 0:
+        # The common case (an integer register in Wh): no Decimal needed.
+        result: int = whole * int(scale) * pow(10, multiplier)
+        if abs(result) > _LIMIT[measurand]:
+            raise MeterValueError(f"{measurand} value {raw!r} is out of range")
+        return result
     try:
         value = Decimal(str(raw).strip())
     except DecimalException:

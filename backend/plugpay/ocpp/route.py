@@ -131,10 +131,11 @@ def make_ocpp_endpoint(
 
         conn.close_hook = close
         old = registry.add(conn)
+        connected_at = datetime.now(UTC)
         try:
             if old is not None:
                 await _replace(old, charger_id)
-            await services.chargers.connected(charger_id, version, datetime.now(UTC))
+            await services.chargers.connected(charger_id, version, connected_at)
             while True:
                 message = await receive()
                 kind = message["type"]
@@ -156,7 +157,7 @@ def make_ocpp_endpoint(
             if registry.remove(conn):
                 try:
                     await asyncio.shield(
-                        services.chargers.disconnected(charger_id, datetime.now(UTC))
+                        services.chargers.disconnected(charger_id, datetime.now(UTC), connected_at)
                     )
                 except Exception:
                     log.exception("could not record the disconnect of %s", charger_id)

@@ -68,8 +68,12 @@ class ChargerService:
     async def connected(self, charger_id: str, version: str, at: datetime) -> None:
         await self.store.set_connected(charger_id, version, at)
 
-    async def disconnected(self, charger_id: str, at: datetime) -> None:
-        await self.store.set_disconnected(charger_id, at)
+    async def disconnected(
+        self, charger_id: str, at: datetime, connected_at: datetime | None = None
+    ) -> None:
+        """The connection that began at ``connected_at`` closed; a newer one (on this or
+        another server instance) keeps the charger connected."""
+        await self.store.set_disconnected(charger_id, at, connected_at)
 
     async def boot(self, charger_id: str, info: BootInfo, at: datetime) -> tuple[str, int]:
         """Record a BootNotification; answer (status, heartbeat interval)."""

@@ -139,13 +139,16 @@ class SqlChargerStore:
                 .values(connected=True, connected_at=at, ocpp_version=version, last_seen_at=at)
             )
 
-    async def set_disconnected(self, charger_id: str, at: datetime) -> None:
-        async with self.db.begin() as conn:
-            await conn.execute(
-                update(t.chargers)
-                .where(t.chargers.c.id == charger_id)
-                .values(connected=False, disconnected_at=at)
+    async def set_disconnected(
+        self, charger_id: str, at: datetime, connected_at: datetime | None = None
+    ) -> None:
+        query = update(t.chargers).where(t.chargers.c.id == charger_id)
+        if connected_at is not None:
+            query = query.where(
+                t.chargers.c.connected_at.is_(None) | (t.chargers.c.connected_at <= connected_at)
             )
+        async with self.db.begin() as conn:
+            await conn.execute(query.values(connected=False, disconnected_at=at))
 
     async def record_boot(self, charger_id: str, info: BootInfo, status: str, at: datetime) -> None:
         async with self.db.begin() as conn:
