@@ -65,9 +65,11 @@ def test_german_keeps_the_placeholders() -> None:
 
 
 def test_translator_fills_placeholders_in_both_languages() -> None:
-    text = "We reserve {amount} on your card. You only pay for what you charge; the rest is released when you stop."
-    assert translator("en")(text, amount="€50.00").startswith("We reserve €50.00 ")
-    assert translator("de")(text, amount="50,00 €").startswith("Wir reservieren 50,00 € ")
+    text = "You confirm the {amount} hold on the next page."
+    assert (
+        translator("en")(text, amount="€50.00") == "You confirm the €50.00 hold on the next page."
+    )
+    assert translator("de")(text, amount="50,00 €").startswith("Die Reservierung über 50,00 € ")
 
 
 def test_every_payment_wording_and_service_problem_has_words_in_both_languages() -> None:
