@@ -223,6 +223,7 @@ async def test_scan_pay_charge_stop_receipt(browser: Any, app: RunningServer) ->
     assert await page.inner_text(".hold-amount") == "€50.00"
     assert "only pay for what you charge" in await page.inner_text("#hold-text")
     assert await page.inner_text("#availability") == "Available"
+    assert await page.locator("#start-action").count() == 1
     await in_thumb_zone(page, "#start")
 
     # The PWA: manifest and service worker on the real app.
@@ -474,7 +475,7 @@ async def test_every_session_state_reads_well(browser: Any, app: RunningServer) 
     await page.goto(f"{app.http_url}/s/{second}")
     await page.wait_for_selector("#live [data-state=STOPPING]")
     assert await page.inner_text("#live .pill") == "Stopping…"
-    assert await page.inner_text("#energy") == "18.45kWh"
+    assert await page.inner_text("#energy") == "18.45 kWh"
     assert await page.locator("#live-actions .btn").count() == 0
     await checked_page(page, "driver_state_stopping")
     await store.update(second, state="NEEDS_REVIEW", reason="silent_charger")
