@@ -311,7 +311,8 @@ async def storm(args: argparse.Namespace) -> dict[str, Any]:
         "call_timeouts": 0,
         "call_errors": 0,
     }
-    durations: list[float] = []
+    durations: list[float] = []  # connect + boot + status, per charger
+    calls: list[float] = []  # boot + status, once connected
     errors: list[str] = []
     conns: list[ClientConnection] = []
     now = datetime.now(UTC)
@@ -328,6 +329,7 @@ async def storm(args: argparse.Namespace) -> dict[str, Any]:
             errors.append(f"{charger_id} connect: {type(exc).__name__} {exc}"[:200])
             return
         conns.append(ws)
+        connected = time.time()
         try:
             await call(ws, "boot", "BootNotification", BOOT, args.timeout)
             await call(
@@ -350,6 +352,7 @@ async def storm(args: argparse.Namespace) -> dict[str, Any]:
             errors.append(f"{charger_id} call: {type(exc).__name__} {exc}"[:200])
             return
         durations.append(time.time() - begin)
+        calls.append(time.time() - connected)
 
     delay = args.start_at - time.time()
     if delay > 0:
@@ -357,7 +360,13 @@ async def storm(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.gather(*(one(c) for c in ids))
     finished = time.time()
     await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
-    return {**outcome, "durations": durations, "finished_at": finished, "errors": errors[:5]}
+    return {
+        **outcome,
+        "durations": durations,
+        "calls": calls,
+        "finished_at": finished,
+        "errors": errors[:5],
+    }
 
 
 def main() -> None:
