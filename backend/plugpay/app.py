@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, asgi
+from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import ResponseHeader
@@ -52,6 +53,20 @@ from plugpay.web import driver, live, receipt, shell
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "web" / "templates"
 TIMER_SECONDS = 1.0
+# No inline scripts anywhere; Stripe's script, frames and API are the only other origins.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self' https://js.stripe.com",
+        "frame-src https://js.stripe.com https://hooks.stripe.com https://pay.google.com",
+        "connect-src 'self' https://api.stripe.com https://r.stripe.com",
+        "img-src 'self' data: https://*.stripe.com",
+        "style-src 'self' 'unsafe-inline'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ]
+)
 
 
 @dataclass
@@ -255,7 +270,12 @@ def create_app(settings: Settings, *, push: PushSender | None = None) -> Litesta
             ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
             ResponseHeader(name="Referrer-Policy", value="same-origin"),
             ResponseHeader(name="X-Frame-Options", value="DENY"),
+            ResponseHeader(name="Content-Security-Policy", value=CONTENT_SECURITY_POLICY),
         ],
+        # SSE must flow event by event, uncompressed and unbuffered.
+        compression_config=CompressionConfig(
+            backend="gzip", minimum_size=512, exclude=[r"^/s/[^/]+/events$"]
+        ),
         logging_config=None,
     )
     app.state.runtime = runtime

@@ -262,10 +262,6 @@ async def test_card_that_needs_3d_secure_keeps_the_driver_on_the_payment_page_un
         await phone.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pay.html shows the authentication message only in the demo branch",
-)
 async def test_payment_page_asks_the_driver_to_confirm_with_the_bank(
     stripe_server: RunningServer, browser: StripeBrowser, charger: VirtualCharger
 ) -> None:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
 
 from plugpay.config import load_settings
@@ -27,6 +28,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add.add_argument("--tariff", default=None, help="tariff id for its connectors")
     add.add_argument("--site", default=None)
     add.add_argument("--time-zone", default="UTC", help="the site's time zone (for new sites)")
+    add.add_argument("--connector-type", default=None, help="OCPI ConnectorType, e.g. IEC_62196_T2")
+    add.add_argument("--power-kw", type=Decimal, default=None, help="most power per connector")
     add.set_defaults(run=run_add)
     listing = sub.add_parser("list", help="chargers with connection state and connector status")
     listing.set_defaults(run=run_list)
@@ -51,7 +54,13 @@ def run_add(args: argparse.Namespace) -> int:
         if args.tariff:
             await runtime.services.tariffs.get(args.tariff)  # refuse before adding anything
         await runtime.services.chargers.add_charger(
-            args.id, args.password, args.connectors, args.site, args.time_zone
+            args.id,
+            args.password,
+            args.connectors,
+            args.site,
+            args.time_zone,
+            args.connector_type,
+            args.power_kw,
         )
         if args.tariff:
             await runtime.services.tariffs.assign(args.tariff, charger_id=args.id)

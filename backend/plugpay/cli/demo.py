@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 import segno
@@ -55,7 +56,13 @@ async def seed(runtime: Runtime, password: str) -> None:
         await tariffs.import_tariff(DEMO_TARIFF.read_bytes())
     with contextlib.suppress(AlreadyExists):  # seeded on an earlier run
         await runtime.services.chargers.add_charger(
-            DEMO_CHARGER, password, connectors=2, site=DEMO_SITE, time_zone="Europe/Berlin"
+            DEMO_CHARGER,
+            password,
+            connectors=2,
+            site=DEMO_SITE,
+            time_zone="Europe/Berlin",
+            standard="IEC_62196_T2",
+            max_power_kw=Decimal(22),
         )
     await tariffs.assign("TOU-IDLE", charger_id=DEMO_CHARGER)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from plugpay.domain.errors import InvalidInput
 from plugpay.services.ports import (
@@ -13,6 +15,28 @@ from plugpay.services.ports import (
     ChargerView,
     NewCharger,
     PasswordHasher,
+)
+
+# OCPI ConnectorType values a public charger is likely to have.
+CONNECTOR_STANDARDS = frozenset(
+    {
+        "IEC_62196_T1",
+        "IEC_62196_T1_COMBO",
+        "IEC_62196_T2",
+        "IEC_62196_T2_COMBO",
+        "IEC_62196_T3A",
+        "IEC_62196_T3C",
+        "CHADEMO",
+        "CHAOJI",
+        "GBT_AC",
+        "GBT_DC",
+        "TESLA_R",
+        "TESLA_S",
+        "DOMESTIC_F",
+        "NEMA_5_20",
+        "NEMA_14_50",
+        "SAE_J3400",
+    }
 )
 
 # OCPP identities travel in a URL path: printable, no separators.
@@ -40,6 +64,8 @@ class ChargerService:
         connectors: int = 1,
         site: str | None = None,
         time_zone: str = "UTC",
+        standard: str | None = None,
+        max_power_kw: Decimal | None = None,
     ) -> None:
         """Register a charger and its connectors. The password is stored only as a slow hash."""
         check_charger_id(charger_id)
@@ -49,8 +75,27 @@ class ChargerService:
             raise InvalidInput("password must be 16 to 40 characters (OCPP BasicAuthPassword)")
         if not 1 <= connectors <= 32:
             raise InvalidInput("connectors must be between 1 and 32")
+        if standard is not None and standard not in CONNECTOR_STANDARDS:
+            raise InvalidInput(
+                f"connector type must be one of {', '.join(sorted(CONNECTOR_STANDARDS))}"
+            )
+        if max_power_kw is not None and not 0 < max_power_kw <= 1500:
+            raise InvalidInput("power must be between 0 and 1500 kW")
+        try:
+            ZoneInfo(time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidInput(f"unknown time zone {time_zone!r}") from None
+        max_power_w = int(max_power_kw * 1000) if max_power_kw is not None else None
         await self.store.add(
-            NewCharger(charger_id, self.hasher.hash(password), connectors, site, time_zone)
+            NewCharger(
+                charger_id,
+                self.hasher.hash(password),
+                connectors,
+                site,
+                time_zone,
+                standard,
+                max_power_w,
+            )
         )
 
     async def authenticate(self, charger_id: str, password: str | None) -> str:

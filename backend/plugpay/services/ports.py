@@ -18,6 +18,8 @@ class NewCharger:
     connector_count: int
     site_name: str | None = None
     time_zone: str = "UTC"
+    standard: str | None = None  # OCPI ConnectorType, e.g. IEC_62196_T2
+    max_power_w: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +304,8 @@ class ConnectorPlace:
     status: str
     connected: bool
     connector_count: int
+    standard: str | None = None
+    max_power_w: int | None = None
 
 
 class TariffStore(Protocol):

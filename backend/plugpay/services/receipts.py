@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from plugpay.services.ports import SessionRecord, SessionStore, TariffStore
+
+
+def receipt_reference(session_id: str) -> str:
+    """A short, stable receipt number that reveals nothing of the session id."""
+    digest = hashlib.sha256(f"plugpay-receipt:{session_id}".encode()).hexdigest().upper()
+    return f"{digest[:4]}-{digest[4:8]}-{digest[8:12]}"
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,9 @@ class ReceiptDetails:
     paid_minor: int | None
     card: str | None
     final: bool
+    # Printed on the receipt: derived from, never part of, the session id
+    # (which is the secret that opens the session).
+    reference: str
 
 
 @dataclass
@@ -66,4 +76,5 @@ class ReceiptService:
             paid_minor=record.captured_minor,
             card=card,
             final=record.settled_at is not None,
+            reference=receipt_reference(record.id),
         )

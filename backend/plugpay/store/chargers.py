@@ -65,7 +65,13 @@ class SqlChargerStore:
             await conn.execute(
                 insert(t.connectors),
                 [
-                    {"charger_id": charger.id, "connector_id": n, "status": "Unknown"}
+                    {
+                        "charger_id": charger.id,
+                        "connector_id": n,
+                        "status": "Unknown",
+                        "standard": charger.standard,
+                        "max_power_w": charger.max_power_w,
+                    }
                     for n in range(1, charger.connector_count + 1)
                 ],
             )

@@ -80,6 +80,10 @@ connectors = Table(
     Column("status", String(32), nullable=False, default="Unknown"),
     Column("error_code", String(50), nullable=True),
     Column("status_at", utc(), nullable=True),
+    # What the driver sees before paying: plug standard (OCPI ConnectorType,
+    # e.g. IEC_62196_T2) and the most power it delivers.
+    Column("standard", String(40), nullable=True),
+    Column("max_power_w", Integer, nullable=True),
 )
 
 transactions = Table(

@@ -167,6 +167,8 @@ class SqlTariffStore:
                 t.sites.c.name,
                 t.sites.c.time_zone,
                 t.connectors.c.status,
+                t.connectors.c.standard,
+                t.connectors.c.max_power_w,
             )
             .join(
                 t.connectors,
@@ -189,4 +191,6 @@ class SqlTariffStore:
             status=row["status"],
             connected=bool(row["connected"]),
             connector_count=row["connector_count"],
+            standard=row["standard"],
+            max_power_w=row["max_power_w"],
         )

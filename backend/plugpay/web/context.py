@@ -79,6 +79,7 @@ def page(
             "money": lambda minor, currency: fmt.money(minor, currency, lang),
             "kwh": lambda wh: fmt.kwh(wh, lang),
             "kw": lambda w: fmt.kw(w, lang),
+            "plug": fmt.plug,
             "amount": lambda text, currency: fmt.amount(text, currency, lang),
             "number": lambda text: fmt.number(text, lang),
             "when": lambda at: fmt.when(at, lang),

@@ -117,3 +117,28 @@ def vat_summary(lines: list[dict[str, Any]], currency: str) -> list[dict[str, An
         }
         for rate, (net, gross) in sorted(groups.items(), key=lambda item: Decimal(item[0]))
     ]
+
+
+PLUGS = {
+    "IEC_62196_T1": "Type 1",
+    "IEC_62196_T1_COMBO": "CCS1",
+    "IEC_62196_T2": "Type 2",
+    "IEC_62196_T2_COMBO": "CCS2",
+    "IEC_62196_T3A": "Type 3A",
+    "IEC_62196_T3C": "Type 3C",
+    "CHADEMO": "CHAdeMO",
+    "CHAOJI": "ChaoJi",
+    "GBT_AC": "GB/T AC",
+    "GBT_DC": "GB/T DC",
+    "TESLA_R": "Tesla Roadster",
+    "TESLA_S": "Tesla",
+    "SAE_J3400": "NACS (J3400)",
+    "DOMESTIC_F": "Schuko",
+    "NEMA_5_20": "NEMA 5-20",
+    "NEMA_14_50": "NEMA 14-50",
+}
+
+
+def plug(standard: str | None) -> str | None:
+    """A plug's everyday name ("Type 2", "CCS2") from its OCPI ConnectorType."""
+    return PLUGS.get(standard, standard) if standard else None

@@ -13,6 +13,7 @@ SUPPORTED = ("en", "de")
 GERMAN: dict[str, str] = {
     "Charging": "Laden",
     "Connector": "Anschluss",
+    "up to": "bis",
     "Available": "Frei",
     "Occupied": "Belegt",
     "Offline": "Offline",
