@@ -48,6 +48,9 @@ from plugpay.services.tariffs import TariffService
 log = logging.getLogger(__name__)
 S = SessionState
 
+# Pauses between tries to stop a transaction that started after its session gave up.
+LATE_STOP_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+
 OUT_OF_ORDER = {"Faulted", "Unavailable", "Inoperative"}
 IN_USE = {"Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Reserved"}
 
@@ -332,11 +335,21 @@ class SessionService:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _stop_late(self, record: SessionRecord, ocpp_transaction_id: str) -> None:
-        try:
-            await self.commands.remote_stop(record.charger_id, ocpp_transaction_id)
-        except (ChargerOffline, CommandTimeout, CommandFailed):
-            log.warning("late transaction of session %s could not be stopped", record.id)
+    async def _stop_late(self, record: SessionRecord, transaction_pk: int) -> None:
+        # A 1.6 charger learns the transaction id from our answer to its
+        # StartTransaction and refuses a stop that overtakes that answer: try again
+        # a few times, until the charger accepts or the transaction has ended.
+        for delay in LATE_STOP_DELAYS:
+            info = await self.store.transaction_info(transaction_pk)
+            if info is None or info.ended or info.ocpp_transaction_id is None:
+                return
+            try:
+                if await self.commands.remote_stop(record.charger_id, info.ocpp_transaction_id):
+                    return
+            except (ChargerOffline, CommandTimeout, CommandFailed):
+                pass
+            await asyncio.sleep(delay)
+        log.warning("late transaction of session %s could not be stopped", record.id)
 
     # -- hooks from the charger gateway ----------------------------------------
     async def on_transaction_started(
@@ -349,9 +362,7 @@ class SessionService:
             return
         if record.state in (S.START_FAILED, S.CANCELED):
             # Started after we gave up and released the hold: stop it at once.
-            info = await self.store.transaction_info(transaction_pk)
-            if info and info.ocpp_transaction_id:
-                self.spawn(self._stop_late(record, info.ocpp_transaction_id))
+            self.spawn(self._stop_late(record, transaction_pk))
             return
         moved = await self.store.transition(
             record.id,
