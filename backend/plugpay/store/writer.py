@@ -174,8 +174,12 @@ class BatchWriter:
         while self._buffer:
             batch, self._buffer = self._buffer, None
             self._in_flight = batch
+            items = batch.all_items()
             try:
-                await self._write_isolating(batch.all_items())
+                await self._write_isolating(items)
+            except BaseException as exc:  # cancelled mid-write: nobody may think it was written
+                self._fail(items, exc)
+                raise
             finally:
                 self._in_flight = None
                 if not batch.done.done():
