@@ -25,6 +25,7 @@ from plugpay.domain.errors import (
     InvalidInput,
     NotFound,
 )
+from plugpay.domain.metering import register_flag
 from plugpay.domain.money import Money
 from plugpay.domain.session import ACTIVE_STATES, SessionState, must_stop_for_hold
 from plugpay.domain.tariff import IncrementalPricer, PriceBreakdown, Sample, Tariff
@@ -42,6 +43,7 @@ from plugpay.services.ports import (
     Reading,
     SessionRecord,
     SessionStore,
+    TransactionInfo,
 )
 from plugpay.services.tariffs import TariffService
 
@@ -454,6 +456,7 @@ class SessionService:
         info = await self.store.transaction_info(record.transaction_pk)
         if not readings:
             return PriceBreakdown(record.currency, (), Decimal(0), None), 0, None
+        readings = with_meter_stop(readings, info)
         started = info.started_at if info and info.started_at else readings[0].at
         breakdown = price_session(
             await self.tariff_of(record),
@@ -483,6 +486,23 @@ class SessionService:
 
     async def active_sessions(self) -> list[SessionRecord]:
         return await self.store.in_states(frozenset(ACTIVE_STATES))
+
+
+def with_meter_stop(readings: list[Reading], info: TransactionInfo | None) -> list[Reading]:
+    """The readings ending with the transaction's meterStop.
+
+    Readings are stored once per instant, so a stop stamped with the same time as
+    the last periodic sample (same second, or same millisecond) keeps that sample's
+    register and loses its own; the meterStop on the transaction is the final figure.
+    """
+    if info is None or not info.ended or info.meter_stop_wh is None or info.stopped_at is None:
+        return readings
+    last = readings[-1]
+    if info.stopped_at < last.at or info.meter_stop_wh <= last.energy_wh:
+        return readings
+    if register_flag(last.energy_wh, last.at, info.meter_stop_wh, info.stopped_at):
+        return readings  # an implausible meterStop is not billed
+    return [*readings, Reading(info.stopped_at, info.meter_stop_wh, 0)]
 
 
 def snapshot(record: SessionRecord) -> dict[str, Any]:
