@@ -347,3 +347,17 @@ async def test_repeated_2_0_1_meter_values_are_stored_once(
         assert await cp201.call("MeterValues", message) == {}
     [reading] = await rows(server.runtime, t.meter_readings)
     assert reading["energy_wh"] == 777 and reading["transaction_id"] is None
+
+
+async def test_an_end_that_reuses_a_seq_no_after_a_reboot_still_ends_the_transaction(
+    server: RunningServer, cp201: OcppClient
+) -> None:
+    await cp201.call("TransactionEvent", started())
+    await cp201.call("TransactionEvent", event("Updated", 1, T0 + timedelta(minutes=5), 2000))
+    # The charger rebooted and numbers from 0 again: its Ended carries seqNo 1.
+    end = ended(1, T0 + timedelta(minutes=9), 4000)
+    answer = await cp201.call("TransactionEvent", end)
+    assert await cp201.call("TransactionEvent", end) == answer  # and is retried
+    [tx] = await rows(server.runtime, t.transactions)
+    assert tx["status"] == "ended" and tx["meter_stop_wh"] == 4000
+    assert tx["needs_review"] and tx["review_reason"] == "seqNo 1 reused by Ended"

@@ -8,13 +8,11 @@ that row and gets the same answer without changing anything.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plugpay.services.ports import (
     EventInput,
@@ -26,31 +24,11 @@ from plugpay.services.ports import (
 from plugpay.store import tables as t
 from plugpay.store.chargers import aware, now
 from plugpay.store.database import Database
-from plugpay.store.writer import BatchWriter, write_readings
+from plugpay.store.readings import END, latest, reading_rows, store_readings
+from plugpay.store.transaction_events import apply_event, review_columns
+from plugpay.store.writer import BatchWriter
 
-BEGIN, END = "Transaction.Begin", "Transaction.End"
-MISSING_START = "first message was not Started"
 MAX_ID = 2**63 - 1  # BIGINT
-
-
-def reading_rows(
-    charger_id: str, connector_id: int, pk: int | None, samples: Sequence[FlaggedSample]
-) -> list[dict[str, Any]]:
-    return [
-        {
-            "transaction_id": pk,
-            "charger_id": charger_id,
-            "connector_id": connector_id,
-            "at": f.sample.at,
-            "energy_wh": f.sample.energy_wh,
-            "power_w": f.sample.power_w,
-            "current_ma": f.sample.current_ma,
-            "soc": f.sample.soc,
-            "context": f.sample.context,
-            "flag": f.flag,
-        }
-        for f in samples
-    ]
 
 
 def _ref(row: Any) -> TransactionRef:
@@ -64,45 +42,11 @@ def _ref(row: Any) -> TransactionRef:
     )
 
 
-def _latest(samples: Sequence[FlaggedSample]) -> tuple[datetime, int] | None:
-    good = [f.sample for f in samples if not f.flag and f.sample.energy_wh is not None]
-    if not good:
-        return None
-    last = max(good, key=lambda s: s.at)
-    assert last.energy_wh is not None
-    return last.at, last.energy_wh
-
-
 class SqlTransactionStore:
     def __init__(self, db: Database, writer: BatchWriter) -> None:
         self.db = db
         self.writer = writer
         self._dialect: Any = sqlite if db.is_sqlite else postgresql
-
-    async def _readings(
-        self,
-        conn: AsyncConnection,
-        charger_id: str,
-        connector_id: int,
-        pk: int,
-        samples: Sequence[FlaggedSample],
-    ) -> None:
-        if not samples:
-            return
-        await write_readings(
-            conn, self._dialect, reading_rows(charger_id, connector_id, pk, samples)
-        )
-        latest = _latest(samples)
-        if latest is not None:
-            await conn.execute(
-                update(t.transactions)
-                .where(
-                    t.transactions.c.id == pk,
-                    (t.transactions.c.last_reading_at.is_(None))
-                    | (t.transactions.c.last_reading_at < latest[0]),
-                )
-                .values(last_reading_at=latest[0], last_energy_wh=latest[1])
-            )
 
     # -- 1.6 ----------------------------------------------------------------
     async def start(self, start: StartInput, samples: Sequence[FlaggedSample]) -> tuple[int, bool]:
@@ -143,7 +87,9 @@ class SqlTransactionStore:
                         received_at=stamp,
                     )
                 )
-                await self._readings(conn, start.charger_id, start.connector_id, pk, samples)
+                await store_readings(
+                    conn, self._dialect, start.charger_id, start.connector_id, pk, samples
+                )
             return int(pk), True
         except IntegrityError:
             async with self.db.connect() as conn:
@@ -184,8 +130,8 @@ class SqlTransactionStore:
                     )
                 )
                 return dict(stored) if stored is not None else dict(response)
-            await self._readings(
-                conn, stop.charger_id, row["connector_id"], row["id"], stop.samples
+            await store_readings(
+                conn, self._dialect, stop.charger_id, row["connector_id"], row["id"], stop.samples
             )
             values: dict[str, Any] = {
                 "status": "ended",
@@ -204,7 +150,7 @@ class SqlTransactionStore:
                 "",
             )
             if end_flag:
-                values.update(_review(row, f"meterStop: {end_flag}"))
+                values.update(review_columns(row, f"meterStop: {end_flag}"))
             await conn.execute(
                 update(t.transactions).where(t.transactions.c.id == row["id"]).values(**values)
             )
@@ -259,9 +205,9 @@ class SqlTransactionStore:
     ) -> None:
         for row in reading_rows(charger_id, connector_id, pk, samples):
             self.writer.reading(row)
-        latest = _latest(samples)
-        if pk is not None and latest is not None:
-            self.writer.latest_reading(pk, latest[0], latest[1])
+        newest = latest(samples)
+        if pk is not None and newest is not None:
+            self.writer.latest_reading(pk, newest[0], newest[1])
 
     def record_update(self, ref: TransactionRef, event: EventInput) -> None:
         self.writer.insert(
@@ -287,125 +233,4 @@ class SqlTransactionStore:
 
     # -- 2.0.1 --------------------------------------------------------------
     async def apply_event(self, event: EventInput, response: dict[str, Any]) -> dict[str, Any]:
-        stamp = now()
-        async with self.db.begin() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        select(t.transactions).where(
-                            t.transactions.c.charger_id == event.charger_id,
-                            t.transactions.c.ocpp_transaction_id == event.ocpp_transaction_id,
-                        )
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            if row is None:
-                pk = await self._create_from_event(conn, event, stamp)
-                row = (
-                    (await conn.execute(select(t.transactions).where(t.transactions.c.id == pk)))
-                    .mappings()
-                    .one()
-                )
-            else:
-                stored = await conn.scalar(
-                    select(t.transaction_messages.c.response).where(
-                        and_(
-                            t.transaction_messages.c.transaction_id == row["id"],
-                            t.transaction_messages.c.kind == "event",
-                            t.transaction_messages.c.seq_no == event.seq_no,
-                        )
-                    )
-                )
-                if stored is not None:
-                    return dict(stored)
-            pk = row["id"]
-            connector_id = event.connector_id or row["connector_id"]
-            await self._readings(conn, event.charger_id, connector_id, pk, event.samples)
-            values: dict[str, Any] = {"updated_at": stamp}
-            if event.offline:
-                values["offline"] = True
-            if event.id_tag and not row["id_tag"]:
-                values["id_tag"] = event.id_tag
-            if event.event_type == "Started":
-                begin = _reading_for(event.samples, BEGIN, first=True)
-                values.update(started_at=event.at, connector_id=connector_id)
-                if begin is not None:
-                    values["meter_start_wh"] = begin
-                if row["review_reason"] == MISSING_START:
-                    # The start arrived after all (late, in an offline replay).
-                    values.update(needs_review=False, review_reason=None)
-            elif event.event_type == "Ended" and row["status"] != "ended":
-                end = _reading_for(event.samples, END, first=False)
-                values.update(
-                    status="ended",
-                    stopped_at=event.at,
-                    stop_reason=event.stopped_reason or "Local",
-                    meter_stop_wh=end if end is not None else row["last_energy_wh"],
-                )
-                end_flag = next(
-                    (f.flag for f in event.samples if f.sample.context == END and f.flag), ""
-                )
-                if end_flag:
-                    values.update(_review(row, f"Transaction.End: {end_flag}"))
-            await conn.execute(
-                update(t.transactions).where(t.transactions.c.id == pk).values(**values)
-            )
-            await conn.execute(
-                insert(t.transaction_messages).values(
-                    transaction_id=pk,
-                    kind="event",
-                    event_type=event.event_type,
-                    seq_no=event.seq_no,
-                    at=event.at,
-                    offline=event.offline,
-                    response=response,
-                    received_at=stamp,
-                )
-            )
-        return response
-
-    async def _create_from_event(
-        self, conn: AsyncConnection, event: EventInput, stamp: datetime
-    ) -> int:
-        missing_start = event.event_type != "Started"
-        begin = _reading_for(event.samples, BEGIN, first=True)
-        pk = (
-            await conn.execute(
-                insert(t.transactions).values(
-                    charger_id=event.charger_id,
-                    connector_id=event.connector_id or 0,
-                    ocpp_transaction_id=event.ocpp_transaction_id,
-                    id_tag=event.id_tag,
-                    status="active",
-                    started_at=event.at,
-                    meter_start_wh=begin,
-                    offline=event.offline,
-                    needs_review=missing_start,
-                    review_reason=MISSING_START if missing_start else None,
-                    created_at=stamp,
-                    updated_at=stamp,
-                )
-            )
-        ).inserted_primary_key[0]  # type: ignore[index]
-        return int(pk)
-
-
-def _review(row: Any, reason: str) -> dict[str, Any]:
-    """Columns that put a transaction up for review, keeping an earlier reason."""
-    earlier = row["review_reason"]
-    text = f"{earlier}; {reason}" if earlier and earlier != MISSING_START else reason
-    return {"needs_review": True, "review_reason": text[:200]}
-
-
-def _reading_for(samples: Sequence[FlaggedSample], context: str, *, first: bool) -> int | None:
-    """The register value for Transaction.Begin/End, else the first/last plausible reading."""
-    for f in samples:
-        if f.sample.context == context and f.sample.energy_wh is not None:
-            return f.sample.energy_wh
-    good = [f.sample for f in samples if f.sample.energy_wh is not None and not f.flag]
-    if not good:
-        return None
-    chosen = min(good, key=lambda s: s.at) if first else max(good, key=lambda s: s.at)
-    return chosen.energy_wh
+        return await apply_event(self.db, self._dialect, event, response)
