@@ -361,3 +361,18 @@ async def test_an_end_that_reuses_a_seq_no_after_a_reboot_still_ends_the_transac
     [tx] = await rows(server.runtime, t.transactions)
     assert tx["status"] == "ended" and tx["meter_stop_wh"] == 4000
     assert tx["needs_review"] and tx["review_reason"] == "seqNo 1 reused by Ended"
+
+
+async def test_a_transaction_authorized_after_the_cable_was_plugged_gets_its_id_tag(
+    server: RunningServer, cp201: OcppClient
+) -> None:
+    plugged = event("Started", 0, T0, 1000, context="Transaction.Begin", evse={"id": 1})
+    await cp201.call("TransactionEvent", plugged)
+    token = {"idToken": "TAG-1", "type": "ISO14443"}
+    authorized = event("Updated", 1, T0 + timedelta(minutes=1), 1000, idToken=token)
+    answer = await cp201.call("TransactionEvent", authorized)
+    assert answer == {"idTokenInfo": {"status": "Accepted"}}
+    assert await cp201.call("TransactionEvent", authorized) == answer
+    [tx] = await rows(server.runtime, t.transactions)
+    assert tx["id_tag"] == "TAG-1"
+    assert len(await rows(server.runtime, t.transaction_messages)) == 2

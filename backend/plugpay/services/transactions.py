@@ -175,7 +175,9 @@ class TransactionService:
         if event.id_tag is not None:
             response["idTokenInfo"] = {"status": await self.chargers.id_tag_status(event.id_tag)}
         ref = await self.store.find_by_ocpp_id(event.charger_id, event.ocpp_transaction_id)
-        if event.event_type == "Updated" and ref is not None:
+        if event.event_type == "Updated" and ref is not None and event.id_tag is None:
+            # The hot path: readings only, buffered and group-committed. An update
+            # that authorizes (cable first, idToken later) takes the full path below.
             flagged = self._flag(ref.pk, ref, samples)
             self.store.record_update(ref, _with_samples(event, flagged))
             await self._durable(ref.pk)
@@ -188,6 +190,8 @@ class TransactionService:
         stored = await self.store.apply_event(_with_samples(event, flagged), response)
         if event.event_type == "Ended" and ref is not None:
             self._last.pop(ref.pk, None)
+        if event.event_type == "Updated" and ref is not None:
+            await self._tell("on_readings", ref.pk, flagged)
         if self.listener is not None and event.event_type in ("Started", "Ended"):
             ref = ref or await self.store.find_by_ocpp_id(
                 event.charger_id, event.ocpp_transaction_id
