@@ -25,7 +25,13 @@ from plugpay.sim.charger import VirtualCharger
 from plugpay.sim.state import iso
 from plugpay.store import tables as t
 from support.driver import PASSWORD, Phone, demo_site, eventually, stop_sim
-from support.faults import HesitantCharger, UnreachableProvider, cut_off, reconnect
+from support.faults import (
+    HesitantCharger,
+    StubbornCharger,
+    UnreachableProvider,
+    cut_off,
+    reconnect,
+)
 from support.server import RunningServer, start_server
 from support.sessions import (
     charger,
@@ -606,3 +612,44 @@ async def test_the_charge_is_stopped_before_its_cost_exceeds_the_hold(
     assert await sent_to_charger(server, "CP-1", STOP_ACTION[version])
     page = await phone.client.get(f"/s/{session_id}")
     assert "Stopped before the cost reached the hold." in page.text
+
+
+async def test_a_stop_the_charger_refuses_leaves_the_charge_running_and_stoppable(
+    servers: StartServer, chargers: Chargers, phone_factory: Phones
+) -> None:
+    server = await servers()
+    await demo_site(server)
+    sim = StubbornCharger("CP-1", server.ocpp_url, PASSWORD, meter_interval=0.2, max_backoff=1.0)
+    await chargers(server, sim)
+    phone = phone_factory(server)
+    session_id = await charging(server, phone)
+
+    sim.refusals = 1
+    await phone.stop(session_id)
+    record = await wait_for_state(server, session_id, "CHARGING")
+    assert sim.connectors[1].transaction is not None  # still charging at the charger
+    page = await phone.client.get(f"/s/{session_id}")
+    assert 'action="/s/' in page.text  # the driver can ask again
+    await phone.stop(session_id)
+    record = await wait_for_state(server, session_id, "SETTLED")
+    assert record.captured_minor == (await price_up_to(server, record)).total_due().minor
+
+
+async def test_the_hold_limit_asks_again_when_the_charger_refuses_to_stop(
+    servers: StartServer, chargers: Chargers, phone_factory: Phones
+) -> None:
+    server = await servers(default_hold=Decimal("1.00"))
+    await demo_site(server, tariff="simple-per-kwh.json")
+    sim = StubbornCharger(
+        "CP-1", server.ocpp_url, PASSWORD, meter_interval=0.2, power_kw=1000.0, max_backoff=1.0
+    )
+    sim.refusals = 2
+    await chargers(server, sim)
+    phone = phone_factory(server)
+    session_id = session_id_of(await phone.start("CP-1", 1))
+    await phone.pay(session_id)
+    record = await wait_for_state(server, session_id, "SETTLED", "NEEDS_REVIEW", timeout=5)
+    assert record.state == "SETTLED" and record.reason == "hold_limit"
+    assert sim.refusals == 0
+    assert record.captured_minor is not None and record.captured_minor <= record.hold_minor
+    assert len(await sent_to_charger(server, "CP-1", STOP_ACTION["1.6"])) == 3

@@ -16,7 +16,7 @@ from plugpay.services.ports import (
     WebhookEvent,
 )
 from plugpay.sim.charger import VirtualCharger
-from plugpay.sim.state import TransactionState
+from plugpay.sim.state import ConnectorState, TransactionState
 
 UNREACHABLE = "ws://127.0.0.1:9/ocpp"  # the discard port: nothing listens there
 
@@ -80,6 +80,18 @@ class HesitantCharger(VirtualCharger):
     async def start_held(self) -> TransactionState:
         connector_id, id_tag, remote_start_id = self.held.pop(0)
         return await super().start_transaction(connector_id, id_tag, remote_start_id)
+
+
+class StubbornCharger(VirtualCharger):
+    """Refuses the next ``refusals`` remote stops, and charges on."""
+
+    refusals = 0
+
+    def connector_for_transaction(self, transaction_id: int | str) -> ConnectorState | None:
+        if self.refusals > 0:
+            self.refusals -= 1
+            return None  # "no such transaction here": the stop is rejected
+        return super().connector_for_transaction(transaction_id)
 
 
 async def cut_off(sim: VirtualCharger) -> str:

@@ -320,12 +320,20 @@ class SessionService:
         try:
             if info is None or info.ocpp_transaction_id is None:
                 raise CommandFailed("Unknown", "no transaction to stop")
-            if not await self.commands.remote_stop(record.charger_id, info.ocpp_transaction_id):
-                raise CommandFailed("Rejected", "charger refused to stop")
+            accepted = await self.commands.remote_stop(record.charger_id, info.ocpp_transaction_id)
         except (ChargerOffline, CommandTimeout, CommandFailed) as exc:
             # Stay in STOPPING: the charger ends the transaction when it can, or
             # the silent-charger timer settles from the last reading.
             log.warning("session %s: stop not confirmed (%s)", session_id, exc)
+            return
+        if not accepted:
+            # The charger said no and charges on: back to CHARGING, so the driver
+            # can ask again and the hold limit keeps asking at every reading.
+            log.warning("session %s: the charger refused to stop", session_id)
+            if await self.store.transition(
+                session_id, frozenset({S.STOPPING}), S.CHARGING, reason=record.reason
+            ):
+                await self.publish(session_id)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` in the background, keeping a reference until it is done.
