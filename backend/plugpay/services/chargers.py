@@ -39,14 +39,17 @@ CONNECTOR_STANDARDS = frozenset(
     }
 )
 
-# OCPP identities travel in a URL path: printable, no separators.
-_CHARGER_ID = re.compile(r"^[A-Za-z0-9._:\-*+=@|]{1,48}$")
+# OCPP identities travel in a URL path: printable, no separators. OCPP 2.0.1's
+# identifierString also allows ":", but the id is the HTTP Basic user name and
+# a user name with a colon cannot be sent (RFC 7617 §2): such a charger could
+# never connect, so it is refused here.
+_CHARGER_ID = re.compile(r"^[A-Za-z0-9._\-*+=@|]{1,48}$")
 
 
 def check_charger_id(charger_id: str) -> str:
     if not _CHARGER_ID.match(charger_id):
         raise InvalidInput(
-            "charger id must be 1-48 characters of letters, digits and . _ - : * + = @ |"
+            "charger id must be 1-48 characters of letters, digits and . _ - * + = @ |"
         )
     return charger_id
 
