@@ -24,7 +24,7 @@ from plugpay.services.sessions import snapshot, utcnow
 from plugpay.sim.charger import VirtualCharger
 from plugpay.sim.state import iso
 from plugpay.store import tables as t
-from support.driver import PASSWORD, Phone, demo_site, eventually, stop_sim
+from support.driver import PASSWORD, Phone, csrf_of, demo_site, eventually, stop_sim
 from support.faults import (
     HesitantCharger,
     StubbornCharger,
@@ -653,3 +653,37 @@ async def test_the_hold_limit_asks_again_when_the_charger_refuses_to_stop(
     assert sim.refusals == 0
     assert record.captured_minor is not None and record.captured_minor <= record.hold_minor
     assert len(await sent_to_charger(server, "CP-1", STOP_ACTION["1.6"])) == 3
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_stop_asked_while_the_charger_was_offline_is_asked_again_when_it_is_back(
+    servers: StartServer, chargers: Chargers, phone_factory: Phones, version: str
+) -> None:
+    server = await servers()
+    await demo_site(server)
+    sim = charger(server, version, meter_interval=0.2, power_kw=22.0)
+    await chargers(server, sim)
+    phone = phone_factory(server)
+    session_id = await charging(server, phone)
+    server.runtime.services.sessions.settings.stop_retry = 0.5
+
+    page = await phone.client.get(f"/s/{session_id}")
+    url = await cut_off(sim)
+
+    async def gone() -> bool:
+        return server.runtime.registry.get("CP-1") is None
+
+    await eventually(gone)
+    # The driver taps stop while the charger is unreachable: nobody can tell it yet.
+    stopped = await phone.client.post(
+        f"/s/{session_id}/stop", data={"_csrf_token": csrf_of(page.text)}
+    )
+    assert stopped.status_code == 303
+    assert (await record_of(server, session_id)).state == "STOPPING"
+
+    # Back online, the charger knows nothing of the stop and charges on; it is asked again.
+    reconnect(sim, url)
+    record = await wait_for_state(server, session_id, "SETTLED", timeout=8)
+    assert record.reason == "driver"
+    assert len(await sent_to_charger(server, "CP-1", STOP_ACTION[version])) == 1
+    assert sim.connectors[1].transaction is None

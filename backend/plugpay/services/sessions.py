@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -94,6 +95,7 @@ class SessionSettings:
     silent_timeout: float = (
         900.0  # no reading and charger offline this long: settle from the last one
     )
+    stop_retry: float = 30.0  # a charger still metering this long after a stop is asked again
 
 
 @dataclass
@@ -112,6 +114,7 @@ class SessionService:
     _last_cost: dict[str, tuple[datetime, int]] = field(default_factory=dict)
     _session_of_tx: dict[int, str | None] = field(default_factory=dict)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
+    _stop_asked: dict[str, float] = field(default_factory=dict)  # monotonic time of the last ask
 
     # -- the connector page ---------------------------------------------------
     async def connector(self, charger_id: str, connector_id: int) -> ConnectorView:
@@ -312,6 +315,11 @@ class SessionService:
         ):
             return
         await self.publish(session_id)
+        await self._ask_to_stop(record)
+
+    async def _ask_to_stop(self, record: SessionRecord) -> None:
+        session_id = record.id
+        self._stop_asked[session_id] = time.monotonic()
         info = (
             await self.store.transaction_info(record.transaction_pk)
             if record.transaction_pk
@@ -331,7 +339,7 @@ class SessionService:
             # can ask again and the hold limit keeps asking at every reading.
             log.warning("session %s: the charger refused to stop", session_id)
             if await self.store.transition(
-                session_id, frozenset({S.STOPPING}), S.CHARGING, reason=record.reason
+                session_id, frozenset({S.STOPPING}), S.CHARGING, reason=None
             ):
                 await self.publish(session_id)
 
@@ -420,6 +428,13 @@ class SessionService:
             # Not awaited: this runs inside the charger's own message handler,
             # and the stop command's answer arrives on that same connection.
             self.spawn(self.stop(record.id, reason="hold_limit"))
+        elif record.state == S.STOPPING and (
+            time.monotonic() - self._stop_asked.get(record.id, 0.0) > self.settings.stop_retry
+        ):
+            # Still metering well after the stop was asked for: the charger may never
+            # have got it (offline at the time, or since restarted). Ask again.
+            self._stop_asked[record.id] = time.monotonic()
+            self.spawn(self._ask_to_stop(record))
 
     def _rate(self, session_id: str, at: datetime, cost: int) -> float:
         previous = self._last_cost.get(session_id)
@@ -478,6 +493,7 @@ class SessionService:
     def forget(self, session_id: str, transaction_pk: int | None = None) -> None:
         self._pricers.pop(session_id, None)
         self._last_cost.pop(session_id, None)
+        self._stop_asked.pop(session_id, None)
         if transaction_pk is not None:
             self._session_of_tx.pop(transaction_pk, None)
 
