@@ -96,3 +96,24 @@ def test_yen_prices_have_no_decimals_and_hourly_prices_stay_hourly() -> None:
     d = display_tariff(t, locale="en", tz="Asia/Tokyo", example_start=datetime(2024, 1, 8, 10))
     assert rows(d.items) == [("Charging time", "¥220 / h", "incl. 10% VAT")]
     assert d.example == "about ¥147 for 20 kWh in 40 minutes"
+
+
+def test_an_unrestricted_price_after_time_windows_says_at_other_times() -> None:
+    t = tariff(
+        [
+            {
+                "price_components": [{"type": "ENERGY", "price": 0.50, "vat": 19, "step_size": 1}],
+                "restrictions": {"start_time": "17:00", "end_time": "21:00"},
+            },
+            {"price_components": [{"type": "ENERGY", "price": 0.40, "vat": 19, "step_size": 1}]},
+            {"price_components": [{"type": "FLAT", "price": 0.50, "vat": 19, "step_size": 0}]},
+        ]
+    )
+    en = display_tariff(t, locale="en", tz=BERLIN, example_start=local(MONDAY, 10))
+    de = display_tariff(t, locale="de", tz=BERLIN, example_start=local(MONDAY, 10))
+    assert [i.note.split(" · ")[0] for i in en.items] == [
+        "17:00–21:00",
+        "at other times",
+        "incl. 19% VAT",
+    ]
+    assert de.items[1].note.startswith("zu anderen Zeiten")

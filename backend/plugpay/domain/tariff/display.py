@@ -66,6 +66,7 @@ def display_tariff(
     currency = tariff.currency
     items: list[DisplayItem] = []
     for dimension in _ORDER:
+        restricted_before = False  # an unrestricted price after restricted ones is the "else"
         for element in tariff.elements:
             if element.is_reservation_only:
                 continue
@@ -73,6 +74,9 @@ def display_tariff(
             if component is None:
                 continue
             notes = restriction_notes(element.restrictions, texts)
+            if not notes and restricted_before:
+                notes.append(texts.otherwise)
+            restricted_before = restricted_before or bool(notes)
             notes.extend(_component_notes(component, texts))
             items.append(
                 DisplayItem(

@@ -38,6 +38,7 @@ class Texts:
     at_least: str
     date_from: str
     date_until: str
+    otherwise: str
 
 
 TEXTS = {
@@ -69,6 +70,7 @@ TEXTS = {
         at_least="{value} or more",
         date_from="from {date}",
         date_until="until {date}",
+        otherwise="at other times",
     ),
     "de": Texts(
         locale="de",
@@ -98,6 +100,7 @@ TEXTS = {
         at_least="ab {value}",
         date_from="ab {date}",
         date_until="bis {date}",
+        otherwise="zu anderen Zeiten",
     ),
 }
 
