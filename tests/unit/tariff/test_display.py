@@ -112,7 +112,7 @@ def test_an_unrestricted_price_after_time_windows_says_at_other_times() -> None:
     en = display_tariff(t, locale="en", tz=BERLIN, example_start=local(MONDAY, 10))
     de = display_tariff(t, locale="de", tz=BERLIN, example_start=local(MONDAY, 10))
     assert [i.note.split(" · ")[0] for i in en.items] == [
-        "17:00–21:00",
+        "17:00\u201321:00",
         "at other times",
         "incl. 19% VAT",
     ]
