@@ -49,6 +49,7 @@ from plugpay.store.tariffs import SqlTariffStore
 from plugpay.store.transactions import SqlTransactionStore
 from plugpay.store.writer import BatchWriter
 from plugpay.web import driver, live, receipt, shell
+from plugpay.web.format import money as format_money
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "web" / "templates"
@@ -158,14 +159,21 @@ def build_runtime(settings: Settings, *, push: PushSender | None = None) -> Runt
         commands,
         payments,
         bus,
-        SessionSettings(default_hold=settings.default_hold, start_timeout=settings.start_timeout),
+        SessionSettings(
+            default_hold=settings.default_hold,
+            start_timeout=settings.start_timeout,
+            reservation_timeout=settings.reservation_timeout,
+            silent_timeout=settings.silent_timeout,
+        ),
         demo=payments if isinstance(payments, DemoGateway) else None,
     )
     settlement = SettlementService(
         sessions,
         push,
         settings.public_url,
-        receipt_text=lambda total, url, lang: receipt_notification(str(total), url, lang),
+        receipt_text=lambda total, url, lang: receipt_notification(
+            format_money(total.minor, total.currency, lang), url, lang
+        ),
     )
     transactions = TransactionService(transaction_store, charger_store)
     transactions.listener = SessionEvents(sessions, settlement)

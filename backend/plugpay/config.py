@@ -47,6 +47,8 @@ class Settings:
     ocpp_call_timeout: float = 30.0
     heartbeat_interval: int = 300
     start_timeout: float = 90.0
+    reservation_timeout: float = 900.0
+    silent_timeout: float = 900.0
     extra: dict[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # never print secrets
@@ -146,10 +148,16 @@ def load_settings(
         heartbeat_interval=int(
             _decimal("PLUGPAY_HEARTBEAT_INTERVAL", get("PLUGPAY_HEARTBEAT_INTERVAL") or "300")
         ),
-        start_timeout=float(
-            _decimal("PLUGPAY_START_TIMEOUT", get("PLUGPAY_START_TIMEOUT") or "90")
+        start_timeout=_seconds("PLUGPAY_START_TIMEOUT", get("PLUGPAY_START_TIMEOUT"), "90"),
+        reservation_timeout=_seconds(
+            "PLUGPAY_RESERVATION_TIMEOUT", get("PLUGPAY_RESERVATION_TIMEOUT"), "900"
         ),
+        silent_timeout=_seconds("PLUGPAY_SILENT_TIMEOUT", get("PLUGPAY_SILENT_TIMEOUT"), "900"),
     )
+
+
+def _seconds(name: str, raw: str | None, default: str) -> float:
+    return float(_decimal(name, raw or default))
 
 
 def _decimal(name: str, raw: str) -> Decimal:

@@ -181,14 +181,6 @@ async def test_driver_pays_by_card_charges_and_exactly_the_final_price_is_captur
     assert {c.method for c in calls[1:-1]} == {"GET"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the payment page reads the PaymentIntent for its client secret: "
-        "SessionService.payment_secret must call PaymentGateway.client_secret "
-        "(StripeGateway keeps it from create_hold)"
-    ),
-)
 async def test_a_completed_session_costs_the_server_at_most_three_stripe_calls(
     stripe_server: RunningServer,
     stripe_proxy: RecordingProxy,

@@ -354,13 +354,6 @@ async def test_event_that_cannot_be_checked_with_stripe_asks_to_be_sent_again(
     assert transactions_on(charger) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "an event stored but not processed counts as a replay: the store needs to "
-        "let an unprocessed event be processed again (see the Stripe webhook notes)"
-    ),
-)
 async def test_event_sent_again_after_stripe_was_unreachable_starts_the_charge(
     stripe_server: RunningServer,
     stripe_proxy: FlakyProxy,

@@ -34,6 +34,9 @@ def uvicorn_config(
         "server_header": False,
         "log_level": "info",
         "backlog": 4096,
+        # Open event streams never end by themselves; browsers reconnect with
+        # Last-Event-ID, so a restart need not wait for them.
+        "timeout_graceful_shutdown": 5,
     }
     options.update(overrides)
     return uvicorn.Config(app or create_app(settings), host=host, port=port, **options)

@@ -193,7 +193,8 @@ class SessionService:
     async def payment_secret(self, record: SessionRecord) -> str | None:
         if record.payment_ref is None:
             return None
-        return (await self.payments.get(record.payment_ref)).client_secret
+        # Kept from the hold's creation: showing the payment page costs no provider call.
+        return await self.payments.client_secret(record.payment_ref)
 
     # -- authorise and start ----------------------------------------------------
     async def confirm_payment(self, session_id: str) -> tuple[SessionRecord, str | None]:

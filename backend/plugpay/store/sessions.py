@@ -281,7 +281,15 @@ class SqlSessionStore:
                     )
                 )
         except IntegrityError:
-            return False
+            # Seen before. If acting on it failed half-way (the provider could not be
+            # read), the provider's redelivery must be acted on: acting again is safe,
+            # the intake re-reads the PaymentIntent and every state change is a
+            # compare-and-set.
+            async with self.db.connect() as conn:
+                processed = await conn.scalar(
+                    select(t.webhook_events.c.processed_at).where(t.webhook_events.c.id == event.id)
+                )
+            return processed is None
         return True
 
     async def webhook_processed(self, event_id: str) -> None:
