@@ -225,7 +225,10 @@ class SessionService:
         ):
             return await self._reload(session_id), None
         await self.store.add_id_tag(record.id_tag, f"session {session_id}")
-        await self._start(session_id)
+        # The start command waits for the charger (up to the OCPP call timeout);
+        # neither the driver's browser nor a provider webhook should wait with it.
+        # The live page shows "starting" and follows over SSE.
+        self.spawn(self._start(session_id))
         return await self._reload(session_id), None
 
     async def _start(self, session_id: str) -> None:
