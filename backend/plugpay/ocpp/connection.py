@@ -39,6 +39,8 @@ Handler = Callable[["ChargerConnection", dict[str, Any]], Awaitable[dict[str, An
 # A charger may not send a CALL before the last one is answered (OCPP-J
 # §4.1.1); one that floods is read no faster than it is served.
 MAX_QUEUED_CALLS = 32
+# A connection's CALL worker stops after this long without a CALL.
+WORKER_IDLE_SECONDS = 60.0
 
 
 def _internal(unique_id: str) -> FrameError:
@@ -65,8 +67,11 @@ class ChargerConnection:
         self.call_timeout = call_timeout
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._call_lock = asyncio.Lock()
-        self._inbox: deque[Call] = deque()
+        self._inbox: deque[tuple[Call, str]] = deque()
         self._worker: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.closed = False
         self.close_hook: Callable[[], Awaitable[None]] | None = None
 
@@ -111,12 +116,14 @@ class ChargerConnection:
             return
         raw = text if isinstance(text, str) else text.decode()
         if isinstance(frame, Call):
-            self._record("in", raw, framing.CALL, frame.unique_id, frame.action)
-            self._inbox.append(frame)
+            self._inbox.append((frame, raw))
+            self._idle.clear()
             if self._worker is None or self._worker.done():
                 self._worker = asyncio.get_running_loop().create_task(self._work())
-            elif len(self._inbox) > MAX_QUEUED_CALLS:
-                await asyncio.shield(self._worker)
+            else:
+                self._wake.set()
+            if len(self._inbox) > MAX_QUEUED_CALLS:
+                await self._idle.wait()
         elif isinstance(frame, CallResult):
             self._record("in", raw, framing.CALLRESULT, frame.unique_id, None)
             self._settle(frame.unique_id, frame.payload)
@@ -128,17 +135,38 @@ class ChargerConnection:
             )
 
     async def _work(self) -> None:
-        while self._inbox:
-            call = self._inbox.popleft()
+        """Handle queued CALLs in order; stop after a quiet spell (an idle charger
+        holds no task), a new CALL starts the worker again."""
+        while True:
+            while self._inbox:
+                call, raw = self._inbox.popleft()
+                # Logged here, not on arrival: the frame and what its handler stores
+                # are buffered together and committed in one batch.
+                self._record("in", raw, framing.CALL, call.unique_id, call.action)
+                try:
+                    await self._on_call(call)
+                except Exception:  # the answer could not be sent: the socket is gone
+                    log.debug("answer to %s %s not sent", self.charger_id, call.action)
+            self._idle.set()
             try:
-                await self._on_call(call)
-            except Exception:  # the answer could not be sent: the socket is gone
-                log.debug("answer to %s %s not sent", self.charger_id, call.action)
+                async with asyncio.timeout(WORKER_IDLE_SECONDS):
+                    await self._wake.wait()
+            except TimeoutError:
+                if not self._inbox:
+                    self._worker = None
+                    return
+            self._wake.clear()
+            self._idle.clear()
 
     async def drain(self) -> None:
-        """Wait until every CALL received so far is handled."""
-        if self._worker is not None:
-            await asyncio.gather(asyncio.shield(self._worker), return_exceptions=True)
+        """Wait until every CALL received so far is handled, then stop the worker."""
+        worker = self._worker
+        if worker is None:
+            return
+        if self._inbox or not self._idle.is_set():
+            await self._idle.wait()
+        worker.cancel()
+        self._worker = None
 
     def _settle(self, unique_id: str, outcome: dict[str, Any] | Exception) -> None:
         """Hand an answer to the command waiting for it; answers to nothing are ignored."""

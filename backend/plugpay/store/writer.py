@@ -19,6 +19,7 @@ the whole batch the same way: every waiter hears of it, nothing is silent.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import weakref
 from collections.abc import Sequence
@@ -156,9 +157,9 @@ class BatchWriter:
         Raises the error of any row of the calling task that the database refused
         since its last commit; other tasks' failures are theirs to hear about.
         """
-        pending = [b.done for b in (self._in_flight, self._buffer) if b is not None]
-        if pending:
-            await asyncio.shield(asyncio.gather(*pending))
+        for batch in (self._in_flight, self._buffer):
+            if batch is not None and not batch.done.done():
+                await asyncio.shield(batch.done)
         owner = _owner()
         if owner is not None:
             failure = self._failures.pop(owner, None)
@@ -279,6 +280,22 @@ def _merge(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
+@functools.cache
+def _merge_statement(dialect: Any) -> Any:
+    """INSERT ... ON CONFLICT (transaction, instant) DO UPDATE filling the gaps; built
+    once, as building and keying it per batch costs more than running it."""
+    t = tables.meter_readings
+    statement = dialect.insert(t)
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[t.c.transaction_id, t.c.at],
+        set_={
+            **{c: func.coalesce(t.c[c], excluded[c]) for c in _READING_VALUES},
+            "flag": case((t.c.energy_wh.is_(None), excluded.flag), else_=t.c.flag),
+        },
+    )
+
+
 async def write_readings(
     connection: AsyncConnection, dialect: Any, rows: Sequence[dict[str, Any]]
 ) -> None:
@@ -288,16 +305,7 @@ async def write_readings(
     attached = [r for r in rows if r["transaction_id"] is not None]
     loose = [r for r in rows if r["transaction_id"] is None]
     if attached:
-        statement = dialect.insert(t)
-        excluded = statement.excluded
-        statement = statement.on_conflict_do_update(
-            index_elements=[t.c.transaction_id, t.c.at],
-            set_={
-                **{c: func.coalesce(t.c[c], excluded[c]) for c in _READING_VALUES},
-                "flag": case((t.c.energy_wh.is_(None), excluded.flag), else_=t.c.flag),
-            },
-        )
-        await connection.execute(statement, attached)
+        await connection.execute(_merge_statement(dialect), attached)
     if loose:
         # NULL never conflicts in a unique index: look for the same reading first.
         existing = await connection.execute(
