@@ -301,3 +301,25 @@ async def test_a_handler_gets_the_answer_to_a_command_it_awaits(
     finally:
         transactions.listener = saved
         await client.close()
+
+
+async def test_an_idle_charger_holds_no_worker_and_is_served_when_it_speaks_again(
+    server: RunningServer, charger_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import plugpay.ocpp.connection as connection
+
+    monkeypatch.setattr(connection, "WORKER_IDLE_SECONDS", 0.1)
+    client = await OcppClient.connect(server.ocpp_url, charger_id, PASSWORD, "1.6")
+    try:
+        assert await client.heartbeat_works()
+        conn = server.runtime.registry.get(charger_id)
+        assert conn is not None
+
+        async def worker_gone() -> bool:
+            return conn._worker is None
+
+        await eventually(worker_gone, 3)
+        for _ in range(3):
+            assert await client.heartbeat_works()
+    finally:
+        await client.close()
