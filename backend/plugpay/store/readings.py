@@ -1,23 +1,28 @@
-"""Meter readings of a transaction, written inside the transaction that brings them.
+"""Meter readings in SQL, stored exactly once.
 
-(The hot path buffers readings in the group-commit writer instead; both end in
-``write_readings``, so a reading is stored once whichever way it came.)
+A reading of a transaction at an instant that is already stored fills in what
+is missing (a repeat changes nothing, a split instant is merged); a reading
+outside any transaction is stored once per connector and instant. Readings
+come through the group-commit writer on the hot path, or inside the database
+transaction of the message that brings them (start, stop, 2.0.1 events).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plugpay.services.ports import FlaggedSample
 from plugpay.store import tables as t
-from plugpay.store.writer import write_readings
 
 BEGIN, END = "Transaction.Begin", "Transaction.End"
+# Reading columns a repeated or split reading fills in, never overwrites.
+_READING_VALUES = ("energy_wh", "power_w", "current_ma", "soc", "context")
 
 
 def reading_rows(
@@ -84,3 +89,72 @@ def reading_for(samples: Sequence[FlaggedSample], context: str, *, first: bool) 
         return None
     chosen = min(good, key=lambda s: s.at) if first else max(good, key=lambda s: s.at)
     return chosen.energy_wh
+
+
+def _merge(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (transaction, instant): later rows fill what earlier ones left empty."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        key: tuple[Any, ...] = (row["transaction_id"], row["at"])
+        if row["transaction_id"] is None:
+            key = (None, row["charger_id"], row["connector_id"], row["at"])
+        first = merged.get(key)
+        if first is None:
+            merged[key] = dict(row)
+            continue
+        if first["energy_wh"] is None and row["energy_wh"] is not None:
+            first["flag"] = row["flag"]
+        for column in _READING_VALUES:
+            if first[column] is None:
+                first[column] = row[column]
+    return list(merged.values())
+
+
+@functools.cache
+def _merge_statement(dialect: Any) -> Any:
+    """INSERT ... ON CONFLICT (transaction, instant) DO UPDATE filling the gaps; built
+    once, as building and keying it per batch costs more than running it."""
+    mr = t.meter_readings
+    statement = dialect.insert(mr)
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[mr.c.transaction_id, mr.c.at],
+        set_={
+            **{c: func.coalesce(mr.c[c], excluded[c]) for c in _READING_VALUES},
+            "flag": case((mr.c.energy_wh.is_(None), excluded.flag), else_=mr.c.flag),
+        },
+    )
+
+
+async def write_readings(
+    connection: AsyncConnection, dialect: Any, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Store meter readings exactly once (see the module docstring)."""
+    mr = t.meter_readings
+    rows = _merge(rows)
+    attached = [r for r in rows if r["transaction_id"] is not None]
+    loose = [r for r in rows if r["transaction_id"] is None]
+    if attached:
+        await connection.execute(_merge_statement(dialect), attached)
+    if loose:
+        # NULL never conflicts in a unique index: look for the same reading first.
+        existing = await connection.execute(
+            select(mr.c.charger_id, mr.c.connector_id, mr.c.at).where(
+                mr.c.transaction_id.is_(None),
+                mr.c.charger_id.in_({r["charger_id"] for r in loose}),
+                mr.c.at.in_({r["at"] for r in loose}),
+            )
+        )
+        seen = {(c, n, _utc(at)) for c, n, at in existing}
+        fresh = [
+            r for r in loose if (r["charger_id"], r["connector_id"], _utc(r["at"])) not in seen
+        ]
+        if fresh:
+            await connection.execute(dialect.insert(mr), fresh)
+
+
+def _utc(value: Any) -> Any:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value

@@ -19,28 +19,23 @@ the whole batch the same way: every waiter hears of it, nothing is silent.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plugpay.store import tables
 from plugpay.store.database import Database
+from plugpay.store.readings import write_readings
 
 log = logging.getLogger(__name__)
 
 Owner = asyncio.Task[Any] | None
-
-# Reading columns a repeated or split reading fills in, never overwrites.
-_READING_VALUES = ("energy_wh", "power_w", "current_ma", "soc", "context")
 
 
 @dataclass(slots=True)
@@ -259,72 +254,3 @@ class BatchWriter:
             self._kick()
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
-
-
-def _merge(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (transaction, instant): later rows fill what earlier ones left empty."""
-    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in rows:
-        key: tuple[Any, ...] = (row["transaction_id"], row["at"])
-        if row["transaction_id"] is None:
-            key = (None, row["charger_id"], row["connector_id"], row["at"])
-        first = merged.get(key)
-        if first is None:
-            merged[key] = dict(row)
-            continue
-        if first["energy_wh"] is None and row["energy_wh"] is not None:
-            first["flag"] = row["flag"]
-        for column in _READING_VALUES:
-            if first[column] is None:
-                first[column] = row[column]
-    return list(merged.values())
-
-
-@functools.cache
-def _merge_statement(dialect: Any) -> Any:
-    """INSERT ... ON CONFLICT (transaction, instant) DO UPDATE filling the gaps; built
-    once, as building and keying it per batch costs more than running it."""
-    t = tables.meter_readings
-    statement = dialect.insert(t)
-    excluded = statement.excluded
-    return statement.on_conflict_do_update(
-        index_elements=[t.c.transaction_id, t.c.at],
-        set_={
-            **{c: func.coalesce(t.c[c], excluded[c]) for c in _READING_VALUES},
-            "flag": case((t.c.energy_wh.is_(None), excluded.flag), else_=t.c.flag),
-        },
-    )
-
-
-async def write_readings(
-    connection: AsyncConnection, dialect: Any, rows: Sequence[dict[str, Any]]
-) -> None:
-    """Store meter readings exactly once (see ``BatchWriter.reading``)."""
-    t = tables.meter_readings
-    rows = _merge(rows)
-    attached = [r for r in rows if r["transaction_id"] is not None]
-    loose = [r for r in rows if r["transaction_id"] is None]
-    if attached:
-        await connection.execute(_merge_statement(dialect), attached)
-    if loose:
-        # NULL never conflicts in a unique index: look for the same reading first.
-        existing = await connection.execute(
-            select(t.c.charger_id, t.c.connector_id, t.c.at).where(
-                t.c.transaction_id.is_(None),
-                t.c.charger_id.in_({r["charger_id"] for r in loose}),
-                t.c.at.in_({r["at"] for r in loose}),
-            )
-        )
-        seen = {(c, n, _utc(at)) for c, n, at in existing}
-        fresh = [
-            r for r in loose if (r["charger_id"], r["connector_id"], _utc(r["at"])) not in seen
-        ]
-        if fresh:
-            await connection.execute(dialect.insert(t), fresh)
-
-
-def _utc(value: Any) -> Any:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
