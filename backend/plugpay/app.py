@@ -14,9 +14,9 @@ from typing import Any
 from litestar import Litestar, asgi
 from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import ResponseHeader
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
 from plugpay.api import health, webhooks
@@ -91,6 +91,10 @@ class Runtime:
     async def start(self) -> None:
         if isinstance(self.link, RedisChargerLink):
             await self.link.start()
+        else:
+            # Alone, this instance holds no charger yet: flags left by a crash are stale.
+            # (With several instances, each charger's flag is its own instance's to clear.)
+            await self.charger_store.reset_connections()
 
     async def close(self) -> None:
         await self.writer.close()
@@ -236,7 +240,9 @@ def create_app(settings: Settings, *, push: PushSender | None = None) -> Litesta
     ocpp_endpoint = make_ocpp_endpoint(
         runtime.services, runtime.registry, runtime.message_log, settings.ocpp_call_timeout
     )
-    ocpp_route = asgi("/ocpp/{charger_id:str}", copy_scope=True)(ocpp_endpoint)
+    # Mounted so that every scope type reaches it: a plain HTTP request gets a
+    # clear 426 from the endpoint instead of a routing error.
+    ocpp_route = asgi("/ocpp", is_mount=True, copy_scope=True)(ocpp_endpoint)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -136,3 +136,38 @@ def test_tariff_import_quote_and_new_versions(run) -> None:  # type: ignore[no-u
     assert "TOU-IDLE\tv2" in run("tariff", "list").stdout
     table = run("tariff", "quote", "TOU-IDLE", "--kwh", "20", "--minutes", "40")
     assert table.returncode == 0 and "TOTAL" in table.stdout
+
+
+def test_a_restarted_single_server_does_not_report_chargers_left_connected_by_a_crash(
+    run, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    assert run("charger", "add", "CP-9", "--password", "a-long-charger-password").returncode == 0
+    with sqlite3.connect(tmp_path / "cli.db") as db:  # what a crash leaves behind
+        db.execute("UPDATE chargers SET connected = 1")
+    code = (
+        "import asyncio\n"
+        "from plugpay.app import build_runtime\n"
+        "from plugpay.config import load_settings\n"
+        "async def main():\n"
+        "    runtime = build_runtime(load_settings())\n"
+        "    await runtime.start()\n"
+        "    await runtime.close()\n"
+        "asyncio.run(main())\n"
+    )
+    env = {
+        **os.environ,
+        "PLUGPAY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db",
+        "PLUGPAY_SECRET_FILE": str(tmp_path / "secret"),
+    }
+    started = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode == 0, started.stderr
+    assert "offline" in run("charger", "list").stdout

@@ -145,6 +145,14 @@ class SqlChargerStore:
                 .values(connected=True, connected_at=at, ocpp_version=version, last_seen_at=at)
             )
 
+    async def reset_connections(self) -> int:
+        """Mark every charger disconnected (a single instance starting up holds none)."""
+        async with self.db.begin() as conn:
+            result = await conn.execute(
+                update(t.chargers).where(t.chargers.c.connected.is_(True)).values(connected=False)
+            )
+        return int(result.rowcount or 0)
+
     async def set_disconnected(
         self, charger_id: str, at: datetime, connected_at: datetime | None = None
     ) -> None:
