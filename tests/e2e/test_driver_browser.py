@@ -18,22 +18,10 @@ import pytest
 
 from plugpay.config import Settings
 from plugpay.web.i18n import GERMAN
+from support.chromium import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from support.driver import demo_site, running_sim, stop_sim
 from support.server import RunningServer, start_server
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE = {"width": 390, "height": 844}
 SMALL_PHONE = {"width": 360, "height": 740}
 PAGE_BUDGET = 60 * 1024  # bytes, gzip: HTML + CSS + JS of the connector page

@@ -24,21 +24,10 @@ from pathlib import Path
 import pytest
 from jinja2 import ChoiceLoader, DictLoader, Environment, FileSystemLoader, select_autoescape
 
-ROOT = Path(__file__).resolve().parents[2]
+from support.chromium import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT
+
 PWA = ROOT / "pwa"
 TEMPLATES = ROOT / "backend" / "plugpay" / "web" / "templates"
-ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE = {"width": 360, "height": 740}
 VAPID_KEY = base64.urlsafe_b64encode(b"\x04" + bytes(range(64))).rstrip(b"=").decode()
 

@@ -44,9 +44,12 @@ class RunningServer:
         await asyncio.wait_for(self.task, 15)
 
 
-async def start_server(settings: Settings, port: int | None = None) -> RunningServer:
+async def start_server(
+    settings: Settings, port: int | None = None, app: Any = None
+) -> RunningServer:
+    """The real app (or one the test built, e.g. with its own push sender) on loopback."""
     port = port or free_port()
-    config = uvicorn_config(settings, "127.0.0.1", port, log_level="warning")
+    config = uvicorn_config(settings, "127.0.0.1", port, app=app, log_level="warning")
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.get_running_loop().create_task(server.serve())
