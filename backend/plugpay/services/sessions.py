@@ -113,6 +113,7 @@ class SessionService:
     _tariffs: dict[int, Tariff] = field(default_factory=dict)
     _last_cost: dict[str, tuple[datetime, int]] = field(default_factory=dict)
     _session_of_tx: dict[int, str | None] = field(default_factory=dict)
+    _charging: dict[str, SessionRecord] = field(default_factory=dict)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
     _stop_asked: dict[str, float] = field(default_factory=dict)  # monotonic time of the last ask
 
@@ -406,7 +407,9 @@ class SessionService:
             session_id = self._session_of_tx[transaction_pk] = found.id if found else None
         if session_id is None:
             return  # an RFID or other transaction without a driver session
-        record = await self.store.get(session_id)
+        # What pricing needs of the session (tariff, zone, hold) does not change
+        # while it charges: read it once, then keep it with its pricer.
+        record = self._charging.get(session_id) or await self.store.get(session_id)
         if record is None or record.state not in (S.CHARGING, S.STOPPING):
             return
         new = [
@@ -419,14 +422,20 @@ class SessionService:
         breakdown = await self._price_live(record, new)
         cost = breakdown.total_due().minor
         last = new[-1]
-        await self.store.update(
+        # One statement sets the figures and returns the session as it now is (state
+        # and version included), which is exactly the snapshot the driver gets.
+        updated = await self.store.update_live(
             record.id,
             energy_wh=self._pricers[record.id].energy_wh,
             cost_minor=cost,
             power_w=last.power_w,
             last_reading_at=last.at,
         )
-        await self.publish(record.id)
+        if updated is None:  # settled or stopped meanwhile
+            self._charging.pop(record.id, None)
+            return
+        record = self._charging[record.id] = updated
+        await self.live.publish(record.id, snapshot(record))
         rate = self._rate(record.id, last.at, cost)
         if record.state == S.CHARGING and must_stop_for_hold(cost, record.hold_minor, rate):
             # Not awaited: this runs inside the charger's own message handler,
@@ -497,6 +506,7 @@ class SessionService:
     def forget(self, session_id: str, transaction_pk: int | None = None) -> None:
         self._pricers.pop(session_id, None)
         self._last_cost.pop(session_id, None)
+        self._charging.pop(session_id, None)
         self._stop_asked.pop(session_id, None)
         if transaction_pk is not None:
             self._session_of_tx.pop(transaction_pk, None)

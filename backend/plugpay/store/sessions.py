@@ -109,6 +109,26 @@ class SqlSessionStore:
                 .values(updated_at=now(), version=_S.c.version + 1, **values)
             )
 
+    async def update_live(self, session_id: str, **values: Any) -> SessionRecord | None:
+        """Set a charging session's running figures and return it, in one statement.
+
+        Only while it is CHARGING or STOPPING; None once it has moved on.
+        """
+        async with self.db.begin() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        update(_S)
+                        .where(_S.c.id == session_id, _S.c.state.in_(("CHARGING", "STOPPING")))
+                        .values(updated_at=now(), version=_S.c.version + 1, **values)
+                        .returning(*_S.c)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return _record(row) if row else None
+
     async def in_states(self, states: frozenset[str]) -> list[SessionRecord]:
         async with self.db.connect() as conn:
             rows = (
