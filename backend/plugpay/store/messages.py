@@ -47,7 +47,7 @@ class SqlMessageLog:
         )
 
     async def recent(self, charger_id: str, limit: int = 100) -> list[LoggedMessage]:
-        await self.writer.commit()
+        await self.writer.commit(best_effort=True)
         async with self.db.connect() as conn:
             rows = (
                 (

@@ -8,6 +8,10 @@ caller that must not answer the charger before its data is durable awaits
 While one batch is being written the next one fills, so the batch size grows
 with the load and an idle server still writes at once.
 
+Best-effort rows (the message log) never start a write on their own: they
+ride with the next batch of durable rows, or are written after
+``LOG_DELAY_SECONDS`` when nothing else comes.
+
 One bad row must not take the rows of other chargers with it. When the
 database refuses a batch for something in the data (a constraint, a value
 out of range), the batch is split in halves and retried until the refused
@@ -36,6 +40,9 @@ from plugpay.store.readings import write_readings
 log = logging.getLogger(__name__)
 
 Owner = asyncio.Task[Any] | None
+
+# How long a best-effort row waits for a durable batch to ride with.
+LOG_DELAY_SECONDS = 0.5
 
 
 @dataclass(slots=True)
@@ -86,6 +93,10 @@ class BatchWriter:
         self._buffer: _Batch | None = None
         self._in_flight: _Batch | None = None
         self._flusher: asyncio.Task[None] | None = None
+        # Best-effort rows waiting for the next batch, and the timer that writes
+        # them when no batch comes.
+        self._lazy: list[_Item] = []
+        self._lazy_timer: asyncio.TimerHandle | None = None
         # Failures not yet reported to the task whose rows failed.
         self._failures: weakref.WeakKeyDictionary[asyncio.Task[Any], BaseException] = (
             weakref.WeakKeyDictionary()
@@ -108,9 +119,15 @@ class BatchWriter:
     ) -> None:
         """Buffer an insert. ``durable=False`` rows (the message log) are best effort: if
         the database refuses one it is logged, and no ``commit()`` raises for it."""
-        owners = {_owner()} if durable else set()
+        if not durable:
+            self._lazy.append(_Item("insert", table.name, row, set(), ignore_conflicts))
+            if self._lazy_timer is None:
+                self._lazy_timer = asyncio.get_running_loop().call_later(
+                    LOG_DELAY_SECONDS, self._flush_lazy
+                )
+            return
         self._batch().items.append(
-            _Item("insert", table.name, row, owners, ignore_conflicts=ignore_conflicts)
+            _Item("insert", table.name, row, {_owner()}, ignore_conflicts=ignore_conflicts)
         )
 
     def reading(self, row: dict[str, Any]) -> None:
@@ -146,12 +163,15 @@ class BatchWriter:
         if item.row["at"] < at:
             item.row.update(at=at, wh=energy_wh)
 
-    async def commit(self) -> None:
-        """Wait until everything buffered so far is written.
+    async def commit(self, *, best_effort: bool = False) -> None:
+        """Wait until everything buffered so far is written; with ``best_effort``
+        also the best-effort rows, which are otherwise left to ride with a later batch.
 
         Raises the error of any row of the calling task that the database refused
         since its last commit; other tasks' failures are theirs to hear about.
         """
+        if best_effort and self._lazy:
+            self._flush_lazy()
         for batch in (self._in_flight, self._buffer):
             if batch is not None and not batch.done.done():
                 await asyncio.shield(batch.done)
@@ -162,13 +182,30 @@ class BatchWriter:
                 raise failure
 
     # -- flushing -----------------------------------------------------------
+    def _flush_lazy(self) -> None:
+        """Write the waiting best-effort rows: with the buffered batch, or alone."""
+        if self._lazy_timer is not None:
+            self._lazy_timer.cancel()
+            self._lazy_timer = None
+        if self._lazy:
+            self._batch()  # _run takes the waiting rows with the batch
+
     def _kick(self) -> None:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        while self._buffer:
+        while self._buffer is not None:
             batch, self._buffer = self._buffer, None
+            if self._lazy:
+                batch.items[:0] = self._lazy
+                self._lazy = []
+                if self._lazy_timer is not None:
+                    self._lazy_timer.cancel()
+                    self._lazy_timer = None
+            if not batch:
+                batch.done.set_result(None)
+                continue
             self._in_flight = batch
             items = batch.all_items()
             try:
@@ -250,6 +287,8 @@ class BatchWriter:
                 )
 
     async def close(self) -> None:
+        if self._lazy:
+            self._flush_lazy()
         if self._buffer:
             self._kick()
         if self._flusher is not None:
