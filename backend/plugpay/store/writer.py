@@ -23,7 +23,9 @@ the whole batch the same way: every waiter hears of it, nothing is silent.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import sqlite3
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 
 from plugpay.store import tables
 from plugpay.store.database import Database
-from plugpay.store.readings import write_readings
+from plugpay.store.readings import _merge, _merge_statement, write_readings
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,8 @@ def _is_data_error(exc: BaseException) -> bool:
     """True when the database refused the rows themselves, not the connection."""
     if isinstance(exc, OperationalError | InterfaceError | DisconnectionError):
         return False
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.InterfaceError):
+        return False
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return False
     return isinstance(exc, Exception)
@@ -97,6 +101,7 @@ class BatchWriter:
         # them when no batch comes.
         self._lazy: list[_Item] = []
         self._lazy_timer: asyncio.TimerHandle | None = None
+        self._statements: dict[Any, _Prepared] = {}
         # Failures not yet reported to the task whose rows failed.
         self._failures: weakref.WeakKeyDictionary[asyncio.Task[Any], BaseException] = (
             weakref.WeakKeyDictionary()
@@ -242,6 +247,12 @@ class BatchWriter:
                     self._failures[owner] = exc
 
     async def _write(self, items: Sequence[_Item]) -> None:
+        if self._db.is_sqlite:
+            await self._write_sqlite(items)
+        else:
+            await self._write_core(items)
+
+    async def _write_core(self, items: Sequence[_Item]) -> None:
         inserts: dict[tuple[str, bool], list[dict[str, Any]]] = {}
         readings: list[dict[str, Any]] = []
         heartbeats: list[dict[str, Any]] = []
@@ -286,6 +297,72 @@ class BatchWriter:
                     latest,
                 )
 
+    # -- SQLite: the whole batch in one call on the database thread -------------
+    def _prepared(self, key: Any, statement: Any, keys: Sequence[str]) -> _Prepared:
+        prepared = self._statements.get(key)
+        if prepared is None:
+            prepared = _Prepared.of(statement, keys, self._db.engine.dialect)
+            self._statements[key] = prepared
+        return prepared
+
+    async def _write_sqlite(self, items: Sequence[_Item]) -> None:
+        """Every statement of the batch runs as a plain ``executemany`` in one function
+        on aiosqlite's thread: one hop instead of one per statement, nothing compiled."""
+        inserts: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+        readings: list[dict[str, Any]] = []
+        heartbeats: list[dict[str, Any]] = []
+        latest: list[dict[str, Any]] = []
+        for item in items:
+            if item.kind == "insert":
+                inserts.setdefault((item.table, item.ignore_conflicts), []).append(item.row)
+            elif item.kind == "reading":
+                readings.append(item.row)
+            elif item.kind == "heartbeat":
+                heartbeats.append(item.row)
+            else:
+                latest.append(item.row)
+        plan: list[tuple[str, list[tuple[Any, ...]]]] = []
+        for (name, ignore_conflicts), rows in inserts.items():
+            table = tables.metadata.tables[name]
+            keys = tuple(rows[0])
+            statement = sqlite.insert(table)
+            if ignore_conflicts:
+                statement = statement.on_conflict_do_nothing()
+            prepared = self._prepared(("insert", name, ignore_conflicts, keys), statement, keys)
+            plan.append((prepared.sql, prepared.params(rows)))
+        loose: list[tuple[Any, ...]] = []
+        loose_insert: _Prepared | None = None
+        if readings:
+            merged = _merge(readings)
+            attached = [r for r in merged if r["transaction_id"] is not None]
+            if attached:
+                keys = tuple(attached[0])
+                prepared = self._prepared(("merge", keys), _merge_statement(sqlite), keys)
+                plan.append((prepared.sql, prepared.params(attached)))
+            fresh = [r for r in merged if r["transaction_id"] is None]
+            if fresh:
+                keys = tuple(fresh[0])
+                loose_insert = self._prepared(
+                    ("loose", keys), sqlite.insert(tables.meter_readings), keys
+                )
+                loose = loose_insert.params(fresh)
+        if heartbeats:
+            prepared = self._prepared(("heartbeat",), _heartbeat_statement(), ("charger_id", "at"))
+            plan.append((prepared.sql, prepared.params(heartbeats)))
+        if latest:
+            prepared = self._prepared(("latest",), _latest_statement(), ("pk", "at", "wh"))
+            plan.append((prepared.sql, prepared.params(latest)))
+        loose_plan = None
+        if loose_insert is not None:
+            at = loose_insert.keys.index("at")
+            charger = loose_insert.keys.index("charger_id")
+            connector = loose_insert.keys.index("connector_id")
+            loose_plan = (loose_insert.sql, loose, charger, connector, at)
+        async with self._db.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection  # aiosqlite.Connection
+            await driver._execute(_run_plan, driver._conn, plan, loose_plan)
+
     async def close(self) -> None:
         if self._lazy:
             self._flush_lazy()
@@ -293,3 +370,104 @@ class BatchWriter:
             self._kick()
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A statement compiled once for SQLite, with the order and bind processing of
+    its parameters: rows become plain tuples for ``executemany``."""
+
+    sql: str
+    keys: tuple[str, ...]
+    processors: tuple[Any, ...]
+    defaults: tuple[Any, ...]
+
+    @classmethod
+    def of(cls, statement: Any, keys: Sequence[str], dialect: Any) -> _Prepared:
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        names = tuple(compiled.positiontup)
+        binds = compiled.binds
+        processors = []
+        defaults = []
+        table = getattr(statement, "table", None)
+        for name in names:
+            processors.append(binds[name].type._cached_bind_processor(dialect))
+            default = None
+            if name not in keys and table is not None and name in table.c:
+                column_default = table.c[name].default
+                if column_default is not None:
+                    if not column_default.is_scalar:
+                        raise ValueError(f"{table.name}.{name}: only scalar defaults here")
+                    default = column_default.arg
+            defaults.append(default)
+        return cls(str(compiled), names, tuple(processors), tuple(defaults))
+
+    def params(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        plan = tuple(zip(self.keys, self.processors, self.defaults, strict=True))
+        out = []
+        for row in rows:
+            values = []
+            for key, process, default in plan:
+                value = row.get(key, default)
+                values.append(
+                    process(value) if process is not None and value is not None else value
+                )
+            out.append(tuple(values))
+        return out
+
+
+_LOOSE_SEEN = (
+    "SELECT 1 FROM meter_readings WHERE transaction_id IS NULL"
+    " AND charger_id = ? AND connector_id = ? AND at = ?"
+)
+
+
+def _run_plan(
+    conn: sqlite3.Connection,
+    plan: Sequence[tuple[str, list[tuple[Any, ...]]]],
+    loose: tuple[str, list[tuple[Any, ...]], int, int, int] | None,
+) -> None:
+    """On aiosqlite's thread: run the batch in one transaction, commit or roll back."""
+    try:
+        if not conn.in_transaction:
+            conn.execute("BEGIN")
+        for sql, params in plan:
+            conn.executemany(sql, params)
+        if loose is not None:
+            # NULL never conflicts in a unique index: look for the same reading first.
+            sql, params, charger, connector, at = loose
+            fresh = [
+                p
+                for p in params
+                if conn.execute(_LOOSE_SEEN, (p[charger], p[connector], p[at])).fetchone() is None
+            ]
+            if fresh:
+                conn.executemany(sql, fresh)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+
+
+@functools.cache
+def _heartbeat_statement() -> Any:
+    return (
+        update(tables.chargers)
+        .where(tables.chargers.c.id == bindparam("charger_id"))
+        .values(last_seen_at=bindparam("at"), last_heartbeat_at=bindparam("at"))
+    )
+
+
+@functools.cache
+def _latest_statement() -> Any:
+    t = tables.transactions
+    return (
+        update(t)
+        .where(
+            and_(
+                t.c.id == bindparam("pk"),
+                or_(t.c.last_reading_at.is_(None), t.c.last_reading_at < bindparam("at")),
+            )
+        )
+        .values(last_reading_at=bindparam("at"), last_energy_wh=bindparam("wh"))
+    )
