@@ -11,6 +11,7 @@ Every frame in either direction goes to the message log.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -41,6 +42,13 @@ Handler = Callable[["ChargerConnection", dict[str, Any]], Awaitable[dict[str, An
 MAX_QUEUED_CALLS = 32
 # A connection's CALL worker stops after this long without a CALL.
 WORKER_IDLE_SECONDS = 60.0
+
+
+@functools.cache
+def _answered(version: str, action: str) -> tuple[Any, Any]:
+    """The labelled metrics of a handled CALL, looked up once per (version, action):
+    only known actions with a handler get here, so the cache stays small."""
+    return HANDLER_SECONDS.labels(action), MESSAGES.labels(version, action, "ok")
 
 
 def _internal(unique_id: str) -> FrameError:
@@ -211,8 +219,9 @@ class ChargerConnection:
             log.error("our %s answer to %s breaks the schema: %s", action, self.charger_id, exc)
             await self._reply_error(_internal(call.unique_id), action)
             return
-        HANDLER_SECONDS.labels(action).observe(time.perf_counter() - started)
-        MESSAGES.labels(self.version, action, "ok").inc()
+        seconds, answered = _answered(self.version, action)
+        seconds.observe(time.perf_counter() - started)
+        answered.inc()
         await self._send(
             framing.result_frame(call.unique_id, response),
             framing.CALLRESULT,
