@@ -137,15 +137,10 @@ class SettlementService:
             self._busy.discard(session_id)
 
     async def _run_job(self, session_id: str) -> None:
-        jobs = [
-            j
-            for j in await self.store.due_payment_jobs(utcnow() + timedelta(days=3650))
-            if j.session_id == session_id
-        ]
+        job = await self.store.payment_job(session_id)
         record = await self.store.get(session_id)
-        if not jobs or record is None or record.payment_ref is None:
+        if job is None or record is None or record.payment_ref is None:
             return
-        job = jobs[0]
         payments = self.sessions.payments
         try:
             if job.kind == "capture":

@@ -229,6 +229,29 @@ class SqlSessionStore:
             for r in rows
         ]
 
+    async def payment_job(self, session_id: str) -> PaymentJob | None:
+        j = t.payment_jobs
+        async with self.db.connect() as conn:
+            r = (
+                (
+                    await conn.execute(
+                        select(j).where(j.c.session_id == session_id, j.c.done_at.is_(None))
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if r is None:
+            return None
+        return PaymentJob(
+            r["session_id"],
+            r["kind"],
+            r["amount_minor"],
+            r["idempotency_key"],
+            r["attempts"],
+            aware(r["give_up_at"]) or r["give_up_at"],
+        )
+
     async def payment_job_retry(self, session_id: str, error: str, next_at: datetime) -> None:
         j = t.payment_jobs
         async with self.db.begin() as conn:
