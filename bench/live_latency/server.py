@@ -19,8 +19,6 @@ SIGUSR2 stops it and writes FILE (the orchestrator does both with ``--profile``)
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import sys
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/, for ocpp_ingest
 
-from ocpp_ingest.servers import announce, die_with_parent, listen_socket, raise_nofile
+from ocpp_ingest.servers import die_with_parent, raise_nofile, serve_plugpay
 
 TARIFF = Path(__file__).resolve().parents[2] / "infra" / "examples" / "simple-per-kwh.json"
 SITE = "Live latency bench"
@@ -100,49 +98,8 @@ async def seed(runtime: Any, prefix: str, count: int, password: str) -> None:
 
 
 def serve(args: argparse.Namespace) -> None:
-    import uvicorn
-
-    from plugpay.cli.serve import uvicorn_config
-    from plugpay.config import Settings
-    from plugpay.store.migrate import upgrade
-
-    url = f"sqlite+aiosqlite:///{args.db}"
-    upgrade(url)  # alembic runs its own event loop: before ours starts
-    # Payments by the demo provider; the Web Push key is made in the working directory.
-    settings = Settings(database_url=url, secret_key="bench-" + "k" * 40)
-    sock = listen_socket()
-    port = sock.getsockname()[1]
-    config = uvicorn_config(settings, "127.0.0.1", port, log_level="warning")
-    runtime = config.app.state.runtime
-
-    async def main() -> None:
-        await seed(runtime, args.prefix, args.chargers, args.password)
-        server = uvicorn.Server(config)
-        task = asyncio.ensure_future(server.serve(sockets=[sock]))
-        while not server.started:
-            if task.done():
-                await task
-                raise SystemExit("uvicorn did not start")
-            await asyncio.sleep(0.02)
-        announce(port)
-        await task
-
-    config.load()
-    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
-        if args.profile:
-            import cProfile
-            import time
-
-            # Main-thread CPU time: waiting (and the database thread) is not counted.
-            profiler = cProfile.Profile(time.thread_time)
-
-            def dump(*_: Any) -> None:
-                profiler.disable()
-                profiler.dump_stats(args.profile)
-
-            signal.signal(signal.SIGUSR1, lambda *_: profiler.enable())
-            signal.signal(signal.SIGUSR2, dump)
-        runner.run(main())
+    # The ingest benchmark's launcher, seeded with chargers, a tariff and a site.
+    serve_plugpay(args, prepare=seed)
 
 
 def main() -> None:

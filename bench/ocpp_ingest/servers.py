@@ -124,7 +124,9 @@ async def register_chargers(runtime: Any, prefix: str, count: int, password: str
             )
 
 
-def serve_plugpay(args: argparse.Namespace) -> None:
+def serve_plugpay(args: argparse.Namespace, prepare: Any = None) -> None:
+    """plugpay under uvicorn on a fresh socket; ``prepare(runtime, prefix, count, password)``
+    seeds the database first (default: register the chargers)."""
     import uvicorn
 
     from plugpay.cli.serve import uvicorn_config
@@ -140,7 +142,7 @@ def serve_plugpay(args: argparse.Namespace) -> None:
     runtime = config.app.state.runtime
 
     async def main() -> None:
-        await register_chargers(runtime, args.prefix, args.chargers, args.password)
+        await (prepare or register_chargers)(runtime, args.prefix, args.chargers, args.password)
         server = uvicorn.Server(config)
         task = asyncio.ensure_future(server.serve(sockets=[sock]))
         while not server.started:
