@@ -18,11 +18,10 @@ from plugpay.notify.webpush import WebPushSender, generate_vapid_private_key
 from plugpay.services.ports import PushSubscription
 from plugpay.services.sessions import utcnow
 from plugpay.sim.charger import VirtualCharger
-from support.app_server import start_app
 from support.driver import Phone, demo_site, stop_sim
 from support.faults import UnreachableProvider
 from support.push_receiver import FakeBrowser, PushReceiver
-from support.server import RunningServer
+from support.server import RunningServer, start_server
 from support.sessions import (
     charger,
     charging,
@@ -44,7 +43,7 @@ def sender() -> WebPushSender:
 @pytest.fixture
 async def push_server(database_url: str, sender: WebPushSender) -> AsyncIterator[RunningServer]:
     settings = make_settings(database_url, public_url=PUBLIC_URL)
-    server = await start_app(settings, create_app(settings, push=sender))
+    server = await start_server(settings, app=create_app(settings, push=sender))
     yield server
     await server.stop()
 
