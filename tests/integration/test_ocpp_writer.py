@@ -164,3 +164,25 @@ async def test_a_charger_whose_readings_cannot_be_stored_is_not_acknowledged(
     finally:
         await cp1.close()
         await cp2.close()
+
+
+async def test_rows_of_one_table_with_different_columns_are_all_written_whole(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    writer = BatchWriter(db)
+    try:
+        exchange = {**log_row(2), "answer": '[3,"u2",{}]', "answered_at": T0}
+        # One batch, three shapes of message-log row in either order.
+        writer.insert(t.ocpp_messages, log_row(1), durable=False)
+        writer.insert(t.ocpp_messages, exchange, durable=False)
+        writer.insert(t.ocpp_messages, {**log_row(3), "answer": None}, durable=False)
+        await writer.commit(best_effort=True)
+        stored = {r["unique_id"]: r for r in await all_rows(db, t.ocpp_messages)}
+        assert set(stored) == {"u1", "u2", "u3"}
+        assert stored["u2"]["answer"] == '[3,"u2",{}]'
+        assert stored["u2"]["answered_at"] is not None
+        assert stored["u1"]["answer"] is None
+    finally:
+        await writer.close()
+        await db.dispose()

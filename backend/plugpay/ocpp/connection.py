@@ -5,7 +5,8 @@ charger anyway; answers to our own CALLs are matched by message id. The
 reader never waits for a handler: CALLs queue for a worker while answers
 are settled at once, so a handler that awaits a command to the same charger
 (CALLs "can always cross each other", OCPP-J §4.1.1) gets its answer.
-Every frame in either direction goes to the message log.
+Every frame in either direction goes to the message log; a CALL from the
+charger shares its row with our answer.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ class ChargerConnection:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._idle_check: asyncio.TimerHandle | None = None
+        self._served = 0
+        self._served_before = 0
         self.closed = False
         self.close_hook: Callable[[], Awaitable[None]] | None = None
 
@@ -127,7 +131,7 @@ class ChargerConnection:
             self._inbox.append((frame, raw))
             self._idle.clear()
             if self._worker is None or self._worker.done():
-                self._worker = asyncio.get_running_loop().create_task(self._work())
+                self._start_worker()
             else:
                 self._wake.set()
             if len(self._inbox) > MAX_QUEUED_CALLS:
@@ -143,31 +147,50 @@ class ChargerConnection:
             )
 
     async def _work(self) -> None:
-        """Handle queued CALLs in order; stop after a quiet spell (an idle charger
-        holds no task), a new CALL starts the worker again."""
+        """Handle queued CALLs in order. An idle charger holds no task: the idle
+        check stops a worker that served nothing for a while, and a new CALL
+        starts one again."""
         while True:
             while self._inbox:
                 call, raw = self._inbox.popleft()
-                # Logged here, not on arrival: the frame and what its handler stores
-                # are buffered together and committed in one batch.
-                self._record("in", raw, framing.CALL, call.unique_id, call.action)
+                self._served += 1
                 try:
-                    await self._on_call(call)
+                    await self._on_call(call, raw)
                 except Exception:  # the answer could not be sent: the socket is gone
                     log.debug("answer to %s %s not sent", self.charger_id, call.action)
             self._idle.set()
-            try:
-                async with asyncio.timeout(WORKER_IDLE_SECONDS):
-                    await self._wake.wait()
-            except TimeoutError:
-                if not self._inbox:
-                    self._worker = None
-                    return
+            await self._wake.wait()
             self._wake.clear()
             self._idle.clear()
 
+    def _start_worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._worker = loop.create_task(self._work())
+        self._served_before = self._served
+        if self._idle_check is None:
+            self._idle_check = loop.call_later(WORKER_IDLE_SECONDS, self._check_idle)
+
+    def _check_idle(self) -> None:
+        """Stop a worker that has waited since the last check; one timer a minute
+        per busy connection, not one per CALL."""
+        self._idle_check = None
+        worker = self._worker
+        if worker is None or worker.done() or self.closed:
+            return
+        if self._served == self._served_before and not self._inbox and self._idle.is_set():
+            worker.cancel()  # it is parked on _wake.wait(): nothing is cut short
+            self._worker = None
+            return
+        self._served_before = self._served
+        self._idle_check = asyncio.get_running_loop().call_later(
+            WORKER_IDLE_SECONDS, self._check_idle
+        )
+
     async def drain(self) -> None:
         """Wait until every CALL received so far is handled, then stop the worker."""
+        if self._idle_check is not None:
+            self._idle_check.cancel()
+            self._idle_check = None
         worker = self._worker
         if worker is None:
             return
@@ -186,7 +209,8 @@ class ChargerConnection:
         else:
             waiter.set_result(outcome)
 
-    async def _on_call(self, call: Call) -> None:
+    async def _on_call(self, call: Call, raw: str) -> None:
+        at = datetime.now(UTC)
         started = time.perf_counter()
         action = call.action
         known = schemas.known_action(self.version, action)
@@ -200,45 +224,44 @@ class ChargerConnection:
             response = await handler(self, call.payload)
         except FrameError as exc:
             exc.unique_id = call.unique_id
-            await self._reply_error(exc, action if known else None)
-            return
+            answer = self._error_frame(exc, action if known else None)
         except InvalidInput as exc:
-            await self._reply_error(FrameError("property", str(exc), call.unique_id), action)
-            return
+            answer = self._error_frame(FrameError("property", str(exc), call.unique_id), action)
         except PlugpayError as exc:
-            await self._reply_error(FrameError("generic", str(exc), call.unique_id), action)
-            return
+            answer = self._error_frame(FrameError("generic", str(exc), call.unique_id), action)
         except Exception:
             # Not acknowledged: the charger keeps the message and sends it again.
             log.exception("handler for %s from %s failed", action, self.charger_id)
-            await self._reply_error(_internal(call.unique_id), action)
-            return
+            answer = self._error_frame(_internal(call.unique_id), action)
+        else:
+            answer = self._result_frame(call, response, started)
+        self._log.exchange(
+            self.charger_id, call.unique_id, action, raw, at, answer, datetime.now(UTC)
+        )
+        await self._send_text(answer)
+
+    def _result_frame(self, call: Call, response: dict[str, Any], started: float) -> str:
         try:
-            schemas.validate(self.version, action, response, call.unique_id, response=True)
+            schemas.validate(self.version, call.action, response, call.unique_id, response=True)
         except FrameError as exc:
-            log.error("our %s answer to %s breaks the schema: %s", action, self.charger_id, exc)
-            await self._reply_error(_internal(call.unique_id), action)
-            return
-        seconds, answered = _answered(self.version, action)
+            log.error(
+                "our %s answer to %s breaks the schema: %s", call.action, self.charger_id, exc
+            )
+            return self._error_frame(_internal(call.unique_id), call.action)
+        seconds, answered = _answered(self.version, call.action)
         seconds.observe(time.perf_counter() - started)
         answered.inc()
-        await self._send(
-            framing.result_frame(call.unique_id, response),
-            framing.CALLRESULT,
-            call.unique_id,
-            action,
-        )
+        return framing.result_frame(call.unique_id, response)
 
-    async def _reply_error(self, exc: FrameError, action: str | None) -> None:
+    def _error_frame(self, exc: FrameError, action: str | None) -> str:
         code = framing.error_code(self.version, exc.kind)
         CALL_ERRORS.labels("out", code).inc()
         MESSAGES.labels(self.version, action or "-", "error").inc()
-        await self._send(
-            framing.error_frame(exc.unique_id, code, exc.description),
-            framing.CALLERROR,
-            exc.unique_id,
-            action,
-        )
+        return framing.error_frame(exc.unique_id, code, exc.description)
+
+    async def _reply_error(self, exc: FrameError, action: str | None) -> None:
+        frame = self._error_frame(exc, action)
+        await self._send(frame, framing.CALLERROR, exc.unique_id, action)
 
     # -- outbound -----------------------------------------------------------
     async def call(

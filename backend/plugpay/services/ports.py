@@ -185,6 +185,19 @@ class TransactionStore(Protocol):
 
 class MessageLog(Protocol):
     def append(self, message: LoggedMessage) -> None: ...
+
+    def exchange(
+        self,
+        charger_id: str,
+        unique_id: str,
+        action: str,
+        frame: str,
+        at: datetime,
+        answer: str,
+        answered_at: datetime,
+    ) -> None:
+        """A CALL from the charger and the answer we sent, kept together."""
+
     async def recent(self, charger_id: str, limit: int) -> list[LoggedMessage]: ...
 
 

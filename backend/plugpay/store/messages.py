@@ -1,6 +1,12 @@
-"""The per-charger log of OCPP frames, in and out, for operators to read."""
+"""The per-charger log of OCPP frames, in and out, for operators to read.
+
+A CALL from a charger and the answer we sent share one row (the hot path
+writes half the rows); ``recent`` lists them as two frames again.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -9,6 +15,8 @@ from plugpay.store import tables as t
 from plugpay.store.chargers import aware
 from plugpay.store.database import Database
 from plugpay.store.writer import BatchWriter
+
+CALL = 2
 
 # Frames are kept whole up to this size; longer ones (firmware logs, signed
 # meter data) are cut so one chatty charger cannot bloat the database.
@@ -46,7 +54,34 @@ class SqlMessageLog:
             durable=False,  # a lost log row is logged, never a reason to fail a message
         )
 
+    def exchange(
+        self,
+        charger_id: str,
+        unique_id: str,
+        action: str,
+        frame: str,
+        at: datetime,
+        answer: str,
+        answered_at: datetime,
+    ) -> None:
+        self.writer.insert(
+            t.ocpp_messages,
+            {
+                "charger_id": charger_id,
+                "direction": "in",
+                "message_type": CALL,
+                "unique_id": _cut(unique_id),
+                "action": _cut(action),
+                "frame": _text(frame[:MAX_FRAME_CHARS]),
+                "at": at,
+                "answer": _text(answer[:MAX_FRAME_CHARS]),
+                "answered_at": answered_at,
+            },
+            durable=False,
+        )
+
     async def recent(self, charger_id: str, limit: int = 100) -> list[LoggedMessage]:
+        """The last ``limit`` frames of ``charger_id``, oldest first."""
         await self.writer.commit(best_effort=True)
         async with self.db.connect() as conn:
             rows = (
@@ -54,22 +89,42 @@ class SqlMessageLog:
                     await conn.execute(
                         select(t.ocpp_messages)
                         .where(t.ocpp_messages.c.charger_id == charger_id)
-                        .order_by(t.ocpp_messages.c.id.desc())
+                        .order_by(t.ocpp_messages.c.at.desc(), t.ocpp_messages.c.id.desc())
                         .limit(limit)
                     )
                 )
                 .mappings()
                 .all()
             )
-        return [
-            LoggedMessage(
-                r["charger_id"],
-                r["direction"],
-                r["message_type"],
-                r["unique_id"],
-                r["action"],
-                r["frame"],
-                aware(r["at"]) or r["at"],
+        frames: list[LoggedMessage] = []
+        for r in reversed(rows):
+            frames.append(
+                LoggedMessage(
+                    r["charger_id"],
+                    r["direction"],
+                    r["message_type"],
+                    r["unique_id"],
+                    r["action"],
+                    r["frame"],
+                    aware(r["at"]) or r["at"],
+                )
             )
-            for r in reversed(rows)
-        ]
+            if r["answer"] is not None:
+                frames.append(
+                    LoggedMessage(
+                        r["charger_id"],
+                        "out",
+                        _answer_type(r["answer"]),
+                        r["unique_id"],
+                        r["action"],
+                        r["answer"],
+                        aware(r["answered_at"]) or r["answered_at"],
+                    )
+                )
+        return frames[-limit:]
+
+
+def _answer_type(frame: str) -> int | None:
+    # "[3," or "[4," — the answer frames are ours, written by framing.
+    kind = frame[1:2]
+    return int(kind) if kind.isdigit() else None

@@ -186,6 +186,10 @@ ocpp_messages = Table(
     Column("action", String(64), nullable=True),
     Column("frame", Text, nullable=False),
     Column("at", utc(), nullable=False),
+    # A CALL from the charger and our answer share one row: the answer frame
+    # (CALLRESULT or CALLERROR) and when it was sent.
+    Column("answer", Text, nullable=True),
+    Column("answered_at", utc(), nullable=True),
     Index("ix_ocpp_messages_charger_at", "charger_id", "at"),
 )
 

@@ -29,9 +29,10 @@ import sqlite3
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, or_, update
+from sqlalchemy import DateTime, Table, and_, bindparam, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
@@ -60,13 +61,22 @@ class _Item:
 
 @dataclass
 class _Batch:
-    done: asyncio.Future[None]
     items: list[_Item] = field(default_factory=list)
     heartbeats: dict[str, _Item] = field(default_factory=dict)
     latest: dict[int, _Item] = field(default_factory=dict)
+    # One future per waiting task: a waiter that is cancelled cancels only its own.
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    written: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.items or self.heartbeats or self.latest)
+
+    def finish(self) -> None:
+        self.written = True
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.waiters.clear()
 
     def all_items(self) -> list[_Item]:
         return [*self.items, *self.heartbeats.values(), *self.latest.values()]
@@ -110,7 +120,7 @@ class BatchWriter:
     # -- buffering (no I/O) -------------------------------------------------
     def _batch(self) -> _Batch:
         if self._buffer is None:
-            self._buffer = _Batch(asyncio.get_running_loop().create_future())
+            self._buffer = _Batch()
         self._kick()
         return self._buffer
 
@@ -177,9 +187,12 @@ class BatchWriter:
         """
         if best_effort and self._lazy:
             self._flush_lazy()
-        for batch in (self._in_flight, self._buffer):
-            if batch is not None and not batch.done.done():
-                await asyncio.shield(batch.done)
+        # Batches are written one after the other: the newest one done means all are.
+        batch = self._buffer if self._buffer is not None else self._in_flight
+        if batch is not None and not batch.written:
+            waiter = asyncio.get_running_loop().create_future()
+            batch.waiters.append(waiter)
+            await waiter
         owner = _owner()
         if owner is not None:
             failure = self._failures.pop(owner, None)
@@ -209,7 +222,7 @@ class BatchWriter:
                     self._lazy_timer.cancel()
                     self._lazy_timer = None
             if not batch:
-                batch.done.set_result(None)
+                batch.finish()
                 continue
             self._in_flight = batch
             items = batch.all_items()
@@ -220,8 +233,7 @@ class BatchWriter:
                 raise
             finally:
                 self._in_flight = None
-                if not batch.done.done():
-                    batch.done.set_result(None)
+                batch.finish()
 
     async def _write_isolating(self, items: Sequence[_Item]) -> None:
         """Write ``items``; on a data error split them until the refused rows are found."""
@@ -253,13 +265,15 @@ class BatchWriter:
             await self._write_core(items)
 
     async def _write_core(self, items: Sequence[_Item]) -> None:
-        inserts: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+        # Grouped by the columns they fill too: one executemany needs one shape.
+        inserts: dict[tuple[str, bool, tuple[str, ...]], list[dict[str, Any]]] = {}
         readings: list[dict[str, Any]] = []
         heartbeats: list[dict[str, Any]] = []
         latest: list[dict[str, Any]] = []
         for item in items:
             if item.kind == "insert":
-                inserts.setdefault((item.table, item.ignore_conflicts), []).append(item.row)
+                key = (item.table, item.ignore_conflicts, tuple(item.row))
+                inserts.setdefault(key, []).append(item.row)
             elif item.kind == "reading":
                 readings.append(item.row)
             elif item.kind == "heartbeat":
@@ -267,7 +281,7 @@ class BatchWriter:
             else:
                 latest.append(item.row)
         async with self._db.begin() as connection:
-            for (name, ignore_conflicts), rows in inserts.items():
+            for (name, ignore_conflicts, _), rows in inserts.items():
                 statement = self._dialect.insert(tables.metadata.tables[name])
                 if ignore_conflicts:
                     statement = statement.on_conflict_do_nothing()
@@ -308,13 +322,15 @@ class BatchWriter:
     async def _write_sqlite(self, items: Sequence[_Item]) -> None:
         """Every statement of the batch runs as a plain ``executemany`` in one function
         on aiosqlite's thread: one hop instead of one per statement, nothing compiled."""
-        inserts: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+        # Grouped by the columns they fill too: one executemany needs one shape.
+        inserts: dict[tuple[str, bool, tuple[str, ...]], list[dict[str, Any]]] = {}
         readings: list[dict[str, Any]] = []
         heartbeats: list[dict[str, Any]] = []
         latest: list[dict[str, Any]] = []
         for item in items:
             if item.kind == "insert":
-                inserts.setdefault((item.table, item.ignore_conflicts), []).append(item.row)
+                key = (item.table, item.ignore_conflicts, tuple(item.row))
+                inserts.setdefault(key, []).append(item.row)
             elif item.kind == "reading":
                 readings.append(item.row)
             elif item.kind == "heartbeat":
@@ -322,9 +338,8 @@ class BatchWriter:
             else:
                 latest.append(item.row)
         plan: list[tuple[str, list[tuple[Any, ...]]]] = []
-        for (name, ignore_conflicts), rows in inserts.items():
+        for (name, ignore_conflicts, keys), rows in inserts.items():
             table = tables.metadata.tables[name]
-            keys = tuple(rows[0])
             statement = sqlite.insert(table)
             if ignore_conflicts:
                 statement = statement.on_conflict_do_nothing()
@@ -391,7 +406,7 @@ class _Prepared:
         defaults = []
         table = getattr(statement, "table", None)
         for name in names:
-            processors.append(binds[name].type._cached_bind_processor(dialect))
+            processors.append(_bind_processor(binds[name].type, dialect))
             default = None
             if name not in keys and table is not None and name in table.c:
                 column_default = table.c[name].default
@@ -414,6 +429,32 @@ class _Prepared:
                 )
             out.append(tuple(values))
         return out
+
+
+_SQLITE_DATETIME = sqlite.DATETIME._storage_format
+
+
+def _bind_processor(type_: Any, dialect: Any) -> Any:
+    """SQLAlchemy's bind processing, with a faster path for SQLite date-times.
+
+    SQLAlchemy formats a datetime for SQLite field by field in Python; ``isoformat``
+    writes the same text ("YYYY-MM-DD HH:MM:SS.ffffff", zone dropped) in C.
+    """
+    process = type_._cached_bind_processor(dialect)
+    if (
+        process is None
+        or dialect.name != "sqlite"
+        or not isinstance(type_, DateTime)
+        or getattr(type_.dialect_impl(dialect), "_storage_format", None) != _SQLITE_DATETIME
+    ):
+        return process
+
+    def datetime_text(value: Any) -> Any:
+        if type(value) is datetime:
+            return value.isoformat(" ", "microseconds")[:26]
+        return process(value)
+
+    return datetime_text
 
 
 _LOOSE_SEEN = (
