@@ -71,6 +71,8 @@ async def test_a_refused_row_fails_only_the_caller_that_wrote_it(database_url: s
 
         stored = await all_rows(db, t.meter_readings)
         assert sorted(r["energy_wh"] for r in stored) == [100, 200, 400]
+        # Log rows wait to be written together; asked for, they are all there.
+        await writer.commit(best_effort=True)
         assert len(await all_rows(db, t.ocpp_messages)) == 5
 
         # The failure was reported once; the caller's next write is clean.
@@ -183,6 +185,33 @@ async def test_rows_of_one_table_with_different_columns_are_all_written_whole(
         assert stored["u2"]["answer"] == '[3,"u2",{}]'
         assert stored["u2"]["answered_at"] is not None
         assert stored["u1"]["answer"] is None
+    finally:
+        await writer.close()
+        await db.dispose()
+
+
+async def test_log_rows_are_written_together_after_a_short_wait(database_url: str) -> None:
+    from plugpay.store import writer as writer_module
+
+    db = Database(database_url)
+    writer = BatchWriter(db)
+    try:
+        writer.insert(t.ocpp_messages, log_row(1), durable=False)
+        # A durable row is written at once; the log row does not ride along yet.
+        writer.reading(reading(None, 1, 100))
+        await writer.commit()
+        assert await all_rows(db, t.ocpp_messages) == []
+        # Nobody asks for it: it is written after LOG_DELAY_SECONDS all the same.
+        await asyncio.sleep(writer_module.LOG_DELAY_SECONDS + 0.3)
+        assert [r["unique_id"] for r in await all_rows(db, t.ocpp_messages)] == ["u1"]
+        # Many waiting rows go out without waiting for the timer.
+        for n in range(writer_module.LOG_BATCH_ROWS):
+            writer.insert(t.ocpp_messages, log_row(10_000 + n), durable=False)
+        for _ in range(15):  # well inside LOG_DELAY_SECONDS: not the timer's doing
+            await asyncio.sleep(0.01)
+            if len(await all_rows(db, t.ocpp_messages)) > 1:
+                break
+        assert len(await all_rows(db, t.ocpp_messages)) == 1 + writer_module.LOG_BATCH_ROWS
     finally:
         await writer.close()
         await db.dispose()
