@@ -33,6 +33,8 @@ _SCALE = {
     CURRENT: {"a": Decimal(1000)},
     SOC: {"percent": Decimal(1)},
 }
+# The same as integers: the common case (a whole number in a known unit) needs no Decimal.
+_INT_SCALE = {m: {u: int(f) for u, f in units.items()} for m, units in _SCALE.items()}
 _DEFAULT_UNIT = {ENERGY: "Wh", POWER: "W", CURRENT: "A", SOC: "Percent"}
 # Magnitudes beyond these are broken data, not measurements (and would not fit
 # the database columns): 1 TWh, 1 GW, 1 MA.
@@ -63,8 +65,8 @@ def parse_timestamp(value: str) -> datetime:
         text = text[:-1] + "+00:00"
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+        return parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
 
 
 def _unit_and_multiplier(sampled: dict[str, Any], measurand: str) -> tuple[str, int]:
@@ -87,8 +89,9 @@ def _whole(raw: Any) -> int | None:
 def scaled(sampled: dict[str, Any], measurand: str) -> int:
     """A sampled value as an integer in its measurand's base unit; MeterValueError if unreadable."""
     unit, multiplier = _unit_and_multiplier(sampled, measurand)
-    scale = _SCALE[measurand].get(unit.lower())
-    if scale is None:
+    lowered = unit.lower()
+    factor = _INT_SCALE[measurand].get(lowered)
+    if factor is None:
         raise MeterValueError(f"unit {unit!r} is not usable for {measurand}")
     if abs(multiplier) > _MAX_MULTIPLIER:
         raise MeterValueError(f"multiplier {multiplier} of {measurand} is out of range")
@@ -96,10 +99,11 @@ def scaled(sampled: dict[str, Any], measurand: str) -> int:
     whole = _whole(raw)
     if whole is not None and multiplier >= 0:
         # The common case (an integer register in Wh): no Decimal needed.
-        result: int = whole * int(scale) * pow(10, multiplier)
+        result: int = whole * factor * (10**multiplier if multiplier else 1)
         if abs(result) > _LIMIT[measurand]:
             raise MeterValueError(f"{measurand} value {raw!r} is out of range")
         return result
+    scale = _SCALE[measurand][lowered]
     try:
         value = Decimal(str(raw).strip())
     except DecimalException:
@@ -117,6 +121,8 @@ def _combine(measurand: str, values: list[tuple[str | None, str | None, int]]) -
     """Prefer the outlet; there a total (no phase), else the line phases added up."""
     if not values:
         return None
+    if len(values) == 1:  # one reading: whatever its phase or place, it is the value
+        return values[0][2]
     at_outlet = [v for v in values if v[1] in _OUTLET] or values
     for phase, _, value in at_outlet:
         if phase is None:
@@ -176,5 +182,6 @@ def normalise(meter_values: Iterable[dict[str, Any]]) -> Readout:
         for at, values in found.items()
         if values
     ]
-    samples.sort(key=lambda s: s.at)
+    if len(samples) > 1:
+        samples.sort(key=lambda s: s.at)
     return Readout(samples, problems)

@@ -94,14 +94,18 @@ def reading_for(samples: Sequence[FlaggedSample], context: str, *, first: bool) 
 def _merge(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (transaction, instant): later rows fill what earlier ones left empty."""
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    copied: set[tuple[Any, ...]] = set()
     for row in rows:
         key: tuple[Any, ...] = (row["transaction_id"], row["at"])
         if row["transaction_id"] is None:
             key = (None, row["charger_id"], row["connector_id"], row["at"])
         first = merged.get(key)
         if first is None:
-            merged[key] = dict(row)
+            merged[key] = row  # copied only if another row is merged into it
             continue
+        if key not in copied:
+            first = merged[key] = dict(first)
+            copied.add(key)
         if first["energy_wh"] is None and row["energy_wh"] is not None:
             first["flag"] = row["flag"]
         for column in _READING_VALUES:
