@@ -517,7 +517,7 @@ def print_idle_and_storm(rest: dict[str, Any]) -> None:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ocpp_ingest", description=__doc__.splitlines()[0])
     parser.add_argument("--conns", type=int, default=50, help="charger connections for a/b/c")
-    parser.add_argument("--rounds", type=int, default=3, help="measured rounds per server")
+    parser.add_argument("--rounds", type=int, default=5, help="measured rounds per server")
     parser.add_argument("--warmup", type=float, default=1.5, help="seconds before measuring")
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per round")
     parser.add_argument("--idle", type=int, default=5000, help="idle chargers for (d)")

@@ -129,7 +129,7 @@ def serve_plugpay(args: argparse.Namespace, prepare: Any = None) -> None:
     seeds the database first (default: register the chargers)."""
     import uvicorn
 
-    from plugpay.cli.serve import uvicorn_config
+    from plugpay.cli.serve import settle_heap, uvicorn_config
     from plugpay.config import Settings
     from plugpay.store.migrate import upgrade
 
@@ -143,6 +143,7 @@ def serve_plugpay(args: argparse.Namespace, prepare: Any = None) -> None:
 
     async def main() -> None:
         await (prepare or register_chargers)(runtime, args.prefix, args.chargers, args.password)
+        settle_heap()  # as ``plugpay serve`` does
         server = uvicorn.Server(config)
         task = asyncio.ensure_future(server.serve(sockets=[sock]))
         while not server.started:

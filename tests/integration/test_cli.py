@@ -171,3 +171,24 @@ def test_a_restarted_single_server_does_not_report_chargers_left_connected_by_a_
     )
     assert started.returncode == 0, started.stderr
     assert "offline" in run("charger", "list").stdout
+
+
+def test_charger_log_shows_each_call_with_its_answer(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    assert run("charger", "add", "CP-5", "--password", "a-long-charger-password").returncode == 0
+    assert run("charger", "log", "CP-5").stdout.strip() == "no frames logged yet"
+    with sqlite3.connect(tmp_path / "cli.db") as db:  # what the gateway writes for one exchange
+        db.execute(
+            "INSERT INTO ocpp_messages (charger_id, direction, message_type, unique_id, action,"
+            " frame, at, answer, answered_at) VALUES ('CP-5', 'in', 2, 'm1', 'Heartbeat',"
+            " '[2,\"m1\",\"Heartbeat\",{}]', '2026-11-22 10:00:00.000000',"
+            " '[3,\"m1\",{}]', '2026-11-22 10:00:00.004000')"
+        )
+    shown = run("charger", "log", "CP-5").stdout.splitlines()
+    assert shown == [
+        '2026-11-22 10:00:00.000  in   [2,"m1","Heartbeat",{}]',
+        '2026-11-22 10:00:00.004  out  [3,"m1",{}]',
+    ]
+    unknown = run("charger", "log", "CP-404")
+    assert unknown.returncode == 2 and "no charger 'CP-404'" in unknown.stderr

@@ -1,4 +1,4 @@
-"""``plugpay charger add`` and ``plugpay charger list``."""
+"""``plugpay charger add``, ``plugpay charger list`` and ``plugpay charger log``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
 
 from plugpay.config import load_settings
-from plugpay.services.ports import ChargerView
+from plugpay.services.ports import ChargerView, LoggedMessage
 
 if TYPE_CHECKING:
     from plugpay.app import Runtime
@@ -33,6 +33,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add.set_defaults(run=run_add)
     listing = sub.add_parser("list", help="chargers with connection state and connector status")
     listing.set_defaults(run=run_list)
+    frames = sub.add_parser("log", help="the OCPP frames a charger sent and got, oldest first")
+    frames.add_argument("id")
+    frames.add_argument("--limit", type=int, default=50, help="how many frames (default 50)")
+    frames.set_defaults(run=run_log)
 
 
 async def with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:
@@ -118,4 +122,31 @@ def run_list(args: argparse.Namespace) -> int:
         return await runtime.services.chargers.list_chargers()
 
     print(format_table(asyncio.run(with_runtime(action))))
+    return 0
+
+
+def format_log(messages: list[LoggedMessage]) -> str:
+    if not messages:
+        return "no frames logged yet"
+    return "\n".join(
+        f"{m.at.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S.%f')[:-3]}  {m.direction:<3}  {m.frame}"
+        for m in messages
+    )
+
+
+def run_log(args: argparse.Namespace) -> int:
+    from plugpay.cli import CliError
+
+    if args.limit < 1:
+        raise CliError("--limit must be at least 1")
+
+    async def action(runtime: Runtime) -> list[LoggedMessage] | None:
+        if await runtime.charger_store.get(args.id) is None:
+            return None
+        return await runtime.message_log.recent(args.id, args.limit)
+
+    messages = asyncio.run(with_runtime(action))
+    if messages is None:
+        raise CliError(f"no charger {args.id!r} (see: plugpay charger list)")
+    print(format_log(messages))
     return 0

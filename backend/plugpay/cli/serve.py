@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 from typing import Any
 
@@ -42,6 +43,17 @@ def uvicorn_config(
     return uvicorn.Config(app or create_app(settings), host=host, port=port, **options)
 
 
+def settle_heap() -> None:
+    """Call once the app is built, before serving. Everything allocated so far
+    (modules, the app, the engine) lives as long as the process: frozen, the
+    garbage collector no longer walks it on every full collection, which
+    otherwise takes tens of milliseconds (a stall every live reading waits
+    out). A higher first threshold makes young collections rarer."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -49,5 +61,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     if settings.database_url.startswith("sqlite"):
         upgrade(settings.database_url)  # the embedded default migrates itself
-    uvicorn.Server(uvicorn_config(settings, args.host, args.port)).run()
+    config = uvicorn_config(settings, args.host, args.port)
+    settle_heap()
+    uvicorn.Server(config).run()
     return 0

@@ -209,8 +209,10 @@ class SettlementService:
         """Give every session a bounded life: run once a second or so by each instance."""
         now = now or utcnow()
         settings = self.sessions.settings
-        for record in await self.store.in_states(
-            frozenset({S.CREATED, S.STARTING, S.CHARGING, S.STOPPING})
+        for record in await self.store.timers_due(
+            now,
+            unpaid_before=now - timedelta(seconds=settings.reservation_timeout),
+            silent_before=now - timedelta(seconds=settings.silent_timeout),
         ):
             try:
                 if record.state == S.CREATED and now - record.created_at > timedelta(

@@ -26,6 +26,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=10000")
+            # 64 MiB of page cache (the default is 2 MiB): the indexes the hot
+            # writes touch stay in memory as the tables grow.
+            cursor.execute("PRAGMA cache_size=-65536")
             cursor.close()
 
         return engine
