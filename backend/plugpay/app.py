@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jinja2 import Environment, FileSystemLoader
 from litestar import Litestar, asgi
 from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
@@ -235,6 +236,15 @@ async def run_timers(settlement: SettlementService) -> None:
         await asyncio.sleep(TIMER_SECONDS)
 
 
+def template_engine() -> JinjaTemplateEngine:
+    """The page templates ship with the package and change only with it: no look
+    at their files on every render (the live page renders one per meter reading)."""
+    environment = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=True, auto_reload=False
+    )
+    return JinjaTemplateEngine.from_environment(environment)
+
+
 def create_app(settings: Settings, *, push: PushSender | None = None) -> Litestar:
     runtime = build_runtime(settings, push=push if push is not None else build_push(settings))
     ocpp_endpoint = make_ocpp_endpoint(
@@ -269,7 +279,7 @@ def create_app(settings: Settings, *, push: PushSender | None = None) -> Litesta
         ],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="plugpay", version="0.1.0", path="/schema"),
-        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(instance=template_engine()),
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
             cookie_name="plugpay_csrf",

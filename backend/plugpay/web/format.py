@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from babel import Locale
 from babel.dates import format_date, format_time
 from babel.numbers import format_currency, format_decimal
 
 from plugpay.domain.money import Money
 
+# Parsed once: babel would parse the locale name on every call, and the live
+# page formats a few amounts for every meter reading of every session.
+_LOCALES = {"de": Locale.parse("de_DE"), "en": Locale.parse("en_GB")}
 
-def _locale(lang: str) -> str:
-    return "de_DE" if lang == "de" else "en_GB"
+
+def _locale(lang: str) -> Locale:
+    return _LOCALES["de"] if lang == "de" else _LOCALES["en"]
 
 
+@functools.lru_cache(maxsize=4096)
 def money(minor: int, currency: str, lang: str) -> str:
     amount = Money(minor, currency).to_decimal()
     return str(format_currency(amount, currency, locale=_locale(lang)))
@@ -43,11 +50,13 @@ def number(text: str | None, lang: str) -> str:
     return str(format_decimal(value, locale=_locale(lang), decimal_quantization=False))
 
 
+@functools.lru_cache(maxsize=4096)
 def kwh(wh: int, lang: str) -> str:
     value = (Decimal(wh) / 1000).quantize(Decimal("0.01"))
     return f"{format_decimal(value, format='#,##0.00', locale=_locale(lang))} kWh"
 
 
+@functools.lru_cache(maxsize=1024)
 def kw(watts: int | None, lang: str) -> str:
     if watts is None:
         return "–"
