@@ -90,6 +90,7 @@ class Runtime:
     services: Services
 
     async def start(self) -> None:
+        self.db.start()
         if isinstance(self.link, RedisChargerLink):
             await self.link.start()
         else:

@@ -1,0 +1,55 @@
+"""SQLite's WAL is copied into the database file by a background checkpointer,
+never inside one of the server's own commits."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from conftest import make_settings
+from plugpay.store import database
+from plugpay.store import tables as t
+from support.server import start_server
+
+
+async def test_the_wal_is_checkpointed_in_the_background(sqlite_url: str, monkeypatch: Any) -> None:
+    monkeypatch.setattr(database, "CHECKPOINT_SECONDS", 0.2)
+    server = await start_server(make_settings(sqlite_url))
+    try:
+        db = server.runtime.db
+        assert db.checkpointer is not None
+        async with db.connect() as conn:
+            # The server's connection leaves checkpoints to the checkpointer.
+            assert (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 0
+        path = db.checkpointer.path
+        before = os.path.getsize(path)
+        rows = [
+            {
+                "charger_id": "CP-X",
+                "direction": "in",
+                "message_type": 2,
+                "unique_id": f"u{n}",
+                "action": "Heartbeat",
+                "frame": "x" * 2000,
+                "at": datetime.now(UTC),
+            }
+            for n in range(3000)
+        ]
+        async with db.begin() as conn:
+            await conn.execute(t.ocpp_messages.insert(), rows)
+        # 6 MB went to the WAL, far beyond SQLite's own 1,000-page threshold, and
+        # the commit did not copy them into the database file itself.
+        assert os.path.getsize(f"{path}-wal") > 4_000_000
+        assert os.path.getsize(path) - before < 1_000_000
+        # The background checkpointer does, shortly after.
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if os.path.getsize(path) - before > 4_000_000:
+                break
+        assert os.path.getsize(path) - before > 4_000_000
+    finally:
+        await server.stop()
