@@ -123,15 +123,17 @@ const DEFAULTS = {
   },
 };
 
-// "$now" -> ISO timestamp; "$<step>.<dotted.path>" -> a value recorded by an
-// earlier step (the result of a call, the params received by an expect_call).
+// "$now" -> ISO timestamp, one per step (a charger stamps a message and the
+// samples it carries with the same clock reading); "$<step>.<dotted.path>" ->
+// a value recorded by an earlier step (the result of a call, the params
+// received by an expect_call).
 const REF = /^\$(\d+)(?:\.(.+))?$/;
 
 class TemplateError extends Error {}
 
-function resolve(value, records) {
+function resolve(value, records, now = new Date().toISOString()) {
   if (typeof value === 'string') {
-    if (value === '$now') return new Date().toISOString();
+    if (value === '$now') return now;
     const m = REF.exec(value);
     if (!m) return value;
     const rec = records[Number(m[1])];
@@ -142,9 +144,11 @@ function resolve(value, records) {
     if (cur === undefined) throw new TemplateError(`cannot resolve ${value}`);
     return cur;
   }
-  if (Array.isArray(value)) return value.map((v) => resolve(v, records));
+  if (Array.isArray(value)) return value.map((v) => resolve(v, records, now));
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolve(v, records)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, resolve(v, records, now)]),
+    );
   }
   return value;
 }
