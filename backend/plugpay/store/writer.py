@@ -91,6 +91,32 @@ def _owner() -> Owner:
         return None
 
 
+Rows = list[dict[str, Any]]
+
+
+def _sorted(
+    items: Sequence[_Item],
+) -> tuple[dict[tuple[str, bool, tuple[str, ...]], Rows], Rows, Rows, Rows]:
+    """A batch's rows by what is done with them: inserts (grouped by table, conflict
+    handling and the columns they fill: one executemany needs one shape), readings,
+    heartbeats and last-reading updates."""
+    inserts: dict[tuple[str, bool, tuple[str, ...]], Rows] = {}
+    readings: Rows = []
+    heartbeats: Rows = []
+    latest: Rows = []
+    for item in items:
+        if item.kind == "insert":
+            key = (item.table, item.ignore_conflicts, tuple(item.row))
+            inserts.setdefault(key, []).append(item.row)
+        elif item.kind == "reading":
+            readings.append(item.row)
+        elif item.kind == "heartbeat":
+            heartbeats.append(item.row)
+        else:
+            latest.append(item.row)
+    return inserts, readings, heartbeats, latest
+
+
 def _is_data_error(exc: BaseException) -> bool:
     """True when the database refused the rows themselves, not the connection."""
     if isinstance(exc, OperationalError | InterfaceError | DisconnectionError):
@@ -272,21 +298,7 @@ class BatchWriter:
             await self._write_core(items)
 
     async def _write_core(self, items: Sequence[_Item]) -> None:
-        # Grouped by the columns they fill too: one executemany needs one shape.
-        inserts: dict[tuple[str, bool, tuple[str, ...]], list[dict[str, Any]]] = {}
-        readings: list[dict[str, Any]] = []
-        heartbeats: list[dict[str, Any]] = []
-        latest: list[dict[str, Any]] = []
-        for item in items:
-            if item.kind == "insert":
-                key = (item.table, item.ignore_conflicts, tuple(item.row))
-                inserts.setdefault(key, []).append(item.row)
-            elif item.kind == "reading":
-                readings.append(item.row)
-            elif item.kind == "heartbeat":
-                heartbeats.append(item.row)
-            else:
-                latest.append(item.row)
+        inserts, readings, heartbeats, latest = _sorted(items)
         async with self._db.begin() as connection:
             for (name, ignore_conflicts, _), rows in inserts.items():
                 statement = self._dialect.insert(tables.metadata.tables[name])
@@ -329,21 +341,7 @@ class BatchWriter:
     async def _write_sqlite(self, items: Sequence[_Item]) -> None:
         """Every statement of the batch runs as a plain ``executemany`` in one function
         on aiosqlite's thread: one hop instead of one per statement, nothing compiled."""
-        # Grouped by the columns they fill too: one executemany needs one shape.
-        inserts: dict[tuple[str, bool, tuple[str, ...]], list[dict[str, Any]]] = {}
-        readings: list[dict[str, Any]] = []
-        heartbeats: list[dict[str, Any]] = []
-        latest: list[dict[str, Any]] = []
-        for item in items:
-            if item.kind == "insert":
-                key = (item.table, item.ignore_conflicts, tuple(item.row))
-                inserts.setdefault(key, []).append(item.row)
-            elif item.kind == "reading":
-                readings.append(item.row)
-            elif item.kind == "heartbeat":
-                heartbeats.append(item.row)
-            else:
-                latest.append(item.row)
+        inserts, readings, heartbeats, latest = _sorted(items)
         plan: list[tuple[str, list[tuple[Any, ...]]]] = []
         for (name, ignore_conflicts, keys), rows in inserts.items():
             table = tables.metadata.tables[name]
