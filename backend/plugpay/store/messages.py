@@ -7,6 +7,7 @@ writes half the rows); ``recent`` lists them as two frames again.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
@@ -32,26 +33,44 @@ def _cut(value: str | None, limit: int = 64) -> str | None:
     return _text(value[:limit]) if value is not None else None
 
 
+def _row(
+    charger_id: str,
+    direction: str,
+    message_type: int | None,
+    unique_id: str | None,
+    action: str | None,
+    frame: str,
+    at: datetime,
+) -> dict[str, Any]:
+    return {
+        "charger_id": charger_id,
+        "direction": direction,
+        "message_type": message_type,
+        # Whatever the charger sent must fit the columns (64 chars): a refused
+        # row would cost a retry of the whole batch.
+        "unique_id": _cut(unique_id),
+        "action": _cut(action),
+        "frame": _text(frame[:MAX_FRAME_CHARS]),
+        "at": at,
+    }
+
+
 class SqlMessageLog:
     def __init__(self, db: Database, writer: BatchWriter) -> None:
         self.db = db
         self.writer = writer
 
     def append(self, message: LoggedMessage) -> None:
-        self.writer.insert(
-            t.ocpp_messages,
-            {
-                "charger_id": message.charger_id,
-                "direction": message.direction,
-                "message_type": message.message_type,
-                # Whatever the charger sent must fit the columns (64 chars): a
-                # refused row would cost a retry of the whole batch.
-                "unique_id": _cut(message.unique_id),
-                "action": _cut(message.action),
-                "frame": _text(message.frame[:MAX_FRAME_CHARS]),
-                "at": message.at,
-            },
-            durable=False,  # a lost log row is logged, never a reason to fail a message
+        self._insert(
+            _row(
+                message.charger_id,
+                message.direction,
+                message.message_type,
+                message.unique_id,
+                message.action,
+                message.frame,
+                message.at,
+            )
         )
 
     def exchange(
@@ -64,21 +83,14 @@ class SqlMessageLog:
         answer: str,
         answered_at: datetime,
     ) -> None:
-        self.writer.insert(
-            t.ocpp_messages,
-            {
-                "charger_id": charger_id,
-                "direction": "in",
-                "message_type": CALL,
-                "unique_id": _cut(unique_id),
-                "action": _cut(action),
-                "frame": _text(frame[:MAX_FRAME_CHARS]),
-                "at": at,
-                "answer": _text(answer[:MAX_FRAME_CHARS]),
-                "answered_at": answered_at,
-            },
-            durable=False,
-        )
+        row = _row(charger_id, "in", CALL, unique_id, action, frame, at)
+        row["answer"] = _text(answer[:MAX_FRAME_CHARS])
+        row["answered_at"] = answered_at
+        self._insert(row)
+
+    def _insert(self, row: dict[str, Any]) -> None:
+        # A lost log row is logged, never a reason to fail a message.
+        self.writer.insert(t.ocpp_messages, row, durable=False)
 
     async def recent(self, charger_id: str, limit: int = 100) -> list[LoggedMessage]:
         """The last ``limit`` frames of ``charger_id``, oldest first."""

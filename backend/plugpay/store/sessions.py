@@ -51,6 +51,17 @@ def _live_update(columns: tuple[str, ...]) -> Any:
     )
 
 
+def _payment_job(r: Any) -> PaymentJob:
+    return PaymentJob(
+        r["session_id"],
+        r["kind"],
+        r["amount_minor"],
+        r["idempotency_key"],
+        r["attempts"],
+        aware(r["give_up_at"]) or r["give_up_at"],
+    )
+
+
 def _record(row: Any) -> SessionRecord:
     values: dict[str, Any] = {k: (aware(v) if k in _TIMES else v) for k, v in dict(row).items()}
     values.pop("updated_at", None)
@@ -256,17 +267,7 @@ class SqlSessionStore:
                 .mappings()
                 .all()
             )
-        return [
-            PaymentJob(
-                r["session_id"],
-                r["kind"],
-                r["amount_minor"],
-                r["idempotency_key"],
-                r["attempts"],
-                aware(r["give_up_at"]) or r["give_up_at"],
-            )
-            for r in rows
-        ]
+        return [_payment_job(r) for r in rows]
 
     async def payment_job(self, session_id: str) -> PaymentJob | None:
         j = t.payment_jobs
@@ -282,14 +283,7 @@ class SqlSessionStore:
             )
         if r is None:
             return None
-        return PaymentJob(
-            r["session_id"],
-            r["kind"],
-            r["amount_minor"],
-            r["idempotency_key"],
-            r["attempts"],
-            aware(r["give_up_at"]) or r["give_up_at"],
-        )
+        return _payment_job(r)
 
     async def payment_job_retry(self, session_id: str, error: str, next_at: datetime) -> None:
         j = t.payment_jobs
