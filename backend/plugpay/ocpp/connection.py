@@ -78,7 +78,10 @@ class ChargerConnection:
         self._call_lock = asyncio.Lock()
         self._inbox: deque[tuple[Call, str]] = deque()
         self._worker: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        # The parked worker's wake-up call (a future of the worker's loop, not an
+        # asyncio.Event: Event.wait asks for the running loop, a getpid() system
+        # call per CALL on Python 3.11).
+        self._wake: asyncio.Future[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
         self._idle_check: asyncio.TimerHandle | None = None
@@ -132,8 +135,8 @@ class ChargerConnection:
             self._idle.clear()
             if self._worker is None or self._worker.done():
                 self._start_worker()
-            else:
-                self._wake.set()
+            elif self._wake is not None and not self._wake.done():
+                self._wake.set_result(None)
             if len(self._inbox) > MAX_QUEUED_CALLS:
                 await self._idle.wait()
         elif isinstance(frame, CallResult):
@@ -146,7 +149,7 @@ class ChargerConnection:
                 frame.unique_id, CommandFailed(frame.code, frame.description, frame.details)
             )
 
-    async def _work(self) -> None:
+    async def _work(self, loop: asyncio.AbstractEventLoop) -> None:
         """Handle queued CALLs in order. An idle charger holds no task: the idle
         check stops a worker that served nothing for a while, and a new CALL
         starts one again."""
@@ -159,13 +162,16 @@ class ChargerConnection:
                 except Exception:  # the answer could not be sent: the socket is gone
                     log.debug("answer to %s %s not sent", self.charger_id, call.action)
             self._idle.set()
-            await self._wake.wait()
-            self._wake.clear()
+            self._wake = loop.create_future()
+            try:
+                await self._wake
+            finally:
+                self._wake = None
             self._idle.clear()
 
     def _start_worker(self) -> None:
         loop = asyncio.get_running_loop()
-        self._worker = loop.create_task(self._work())
+        self._worker = loop.create_task(self._work(loop))
         self._served_before = self._served
         if self._idle_check is None:
             self._idle_check = loop.call_later(WORKER_IDLE_SECONDS, self._check_idle)
@@ -178,7 +184,7 @@ class ChargerConnection:
         if worker is None or worker.done() or self.closed:
             return
         if self._served == self._served_before and not self._inbox and self._idle.is_set():
-            worker.cancel()  # it is parked on _wake.wait(): nothing is cut short
+            worker.cancel()  # it is parked on _wake: nothing is cut short
             self._worker = None
             return
         self._served_before = self._served

@@ -2,11 +2,14 @@
 
 SQLite (the embedded default) runs on one connection in WAL mode: every
 statement is serialised, so there is no "database is locked" under load.
-That connection never checkpoints the WAL itself: a checkpoint copies
+That connection never lets a commit checkpoint the WAL: a checkpoint copies
 megabytes into the database file inside whichever commit crosses the
 threshold, and every reading waiting behind that commit would wait tens of
-milliseconds. ``Checkpointer`` does it from its own connection on a thread,
-alongside the writes. PostgreSQL gets an ordinary connection pool.
+milliseconds. ``Checkpointer`` does the copying from its own connection on a
+thread, alongside the writes; then the batch writer checkpoints the little
+written meanwhile, between two batches, so that its next write starts the WAL
+file over instead of growing it without end under steady load.
+PostgreSQL gets an ordinary connection pool.
 """
 
 from __future__ import annotations
@@ -24,7 +27,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, **kwargs)
+        # No rollback when a connection goes back to the pool: SQLAlchemy's
+        # Connection rolls back its own transaction on close, and the batch
+        # writer commits or rolls back in the same call that began; the reset
+        # would cost a trip to the database thread per batch for nothing.
+        engine = create_async_engine(
+            url,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
+            pool_reset_on_return=None,
+            **kwargs,
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -53,10 +67,18 @@ class Checkpointer:
     """Checkpoints a SQLite database's WAL once a second from its own connection,
     on a worker thread. PASSIVE: it never waits for, nor blocks, the writer; what
     it cannot copy now it copies next time. Closing a database's last
-    connection checkpoints the rest, so a process without one loses nothing."""
+    connection checkpoints the rest, so a process without one loses nothing.
+
+    A background checkpoint never catches up with a busy writer (frames keep
+    coming while it copies), and SQLite only starts the WAL file over when every
+    frame has been copied. So after each one ``catch_up`` is set: the writer's
+    connection then checkpoints the rest itself before its next batch
+    (``BatchWriter``), and that batch's first write restarts the WAL.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.catch_up = False
         self._connection: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -76,7 +98,10 @@ class Checkpointer:
         if self._connection is None:
             self._connection = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
         row = self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        return int(row[0]), int(row[1]), int(row[2])
+        busy, frames, copied = int(row[0]), int(row[1]), int(row[2])
+        if not busy and frames > 0:
+            self.catch_up = True
+        return busy, frames, copied
 
     async def close(self) -> None:
         if self._task is not None:

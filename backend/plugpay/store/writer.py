@@ -26,9 +26,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import operator
 import sqlite3
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -84,13 +85,6 @@ class _Batch:
         return [*self.items, *self.heartbeats.values(), *self.latest.values()]
 
 
-def _owner() -> Owner:
-    try:
-        return asyncio.current_task()
-    except RuntimeError:
-        return None
-
-
 Rows = list[dict[str, Any]]
 
 
@@ -135,6 +129,9 @@ class BatchWriter:
         self._buffer: _Batch | None = None
         self._in_flight: _Batch | None = None
         self._flusher: asyncio.Task[None] | None = None
+        # The loop the flusher runs on, asked for the current task directly: asking
+        # the running loop costs a getpid() system call per row on Python 3.11.
+        self._loop: asyncio.AbstractEventLoop | None = None
         # Best-effort rows waiting for the next batch, and the timer that writes
         # them when no batch comes.
         self._lazy: list[_Item] = []
@@ -147,6 +144,15 @@ class BatchWriter:
         )
 
     # -- buffering (no I/O) -------------------------------------------------
+    def _owner(self) -> Owner:
+        """The task buffering a row: it hears of the row's failure at its next commit."""
+        if self._loop is not None:
+            return asyncio.current_task(self._loop)
+        try:
+            return asyncio.current_task()
+        except RuntimeError:
+            return None
+
     def _batch(self) -> _Batch:
         if self._buffer is None:
             self._buffer = _Batch()
@@ -173,14 +179,16 @@ class BatchWriter:
                 self._flush_lazy()
             return
         self._batch().items.append(
-            _Item("insert", table.name, row, {_owner()}, ignore_conflicts=ignore_conflicts)
+            _Item("insert", table.name, row, {self._owner()}, ignore_conflicts=ignore_conflicts)
         )
 
     def reading(self, row: dict[str, Any]) -> None:
         """Buffer a meter reading. A reading of a transaction at an instant that is
         already stored fills in what is missing (a repeat changes nothing); a
         reading outside any transaction is stored once per connector and instant."""
-        self._batch().items.append(_Item("reading", tables.meter_readings.name, row, {_owner()}))
+        self._batch().items.append(
+            _Item("reading", tables.meter_readings.name, row, {self._owner()})
+        )
 
     def heartbeat(self, charger_id: str, at: Any) -> None:
         """Record a heartbeat; only the latest per charger is written."""
@@ -188,11 +196,14 @@ class BatchWriter:
         item = batch.heartbeats.get(charger_id)
         if item is None:
             batch.heartbeats[charger_id] = _Item(
-                "heartbeat", tables.chargers.name, {"charger_id": charger_id, "at": at}, {_owner()}
+                "heartbeat",
+                tables.chargers.name,
+                {"charger_id": charger_id, "at": at},
+                {self._owner()},
             )
         else:
             item.row["at"] = max(item.row["at"], at)
-            item.owners.add(_owner())
+            item.owners.add(self._owner())
 
     def latest_reading(self, transaction_pk: int, at: Any, energy_wh: int) -> None:
         batch = self._batch()
@@ -202,10 +213,10 @@ class BatchWriter:
                 "latest",
                 tables.transactions.name,
                 {"pk": transaction_pk, "at": at, "wh": energy_wh},
-                {_owner()},
+                {self._owner()},
             )
             return
-        item.owners.add(_owner())
+        item.owners.add(self._owner())
         if item.row["at"] < at:
             item.row.update(at=at, wh=energy_wh)
 
@@ -221,10 +232,10 @@ class BatchWriter:
         # Batches are written one after the other: the newest one done means all are.
         batch = self._buffer if self._buffer is not None else self._in_flight
         if batch is not None and not batch.written:
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = (self._loop or asyncio.get_running_loop()).create_future()
             batch.waiters.append(waiter)
             await waiter
-        owner = _owner()
+        owner = self._owner()
         if owner is not None:
             failure = self._failures.pop(owner, None)
             if failure is not None:
@@ -242,7 +253,8 @@ class BatchWriter:
 
     def _kick(self) -> None:
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._run())
+            self._loop = asyncio.get_running_loop()
+            self._flusher = self._loop.create_task(self._run())
 
     async def _run(self) -> None:
         while self._buffer is not None:
@@ -342,7 +354,7 @@ class BatchWriter:
         """Every statement of the batch runs as a plain ``executemany`` in one function
         on aiosqlite's thread: one hop instead of one per statement, nothing compiled."""
         inserts, readings, heartbeats, latest = _sorted(items)
-        plan: list[tuple[str, list[tuple[Any, ...]]]] = []
+        plan: list[tuple[str, list[Sequence[Any]]]] = []
         for (name, ignore_conflicts, keys), rows in inserts.items():
             table = tables.metadata.tables[name]
             statement = sqlite.insert(table)
@@ -350,7 +362,7 @@ class BatchWriter:
                 statement = statement.on_conflict_do_nothing()
             prepared = self._prepared(("insert", name, ignore_conflicts, keys), statement, keys)
             plan.append((prepared.sql, prepared.params(rows)))
-        loose: list[tuple[Any, ...]] = []
+        loose: list[Sequence[Any]] = []
         loose_insert: _Prepared | None = None
         if readings:
             merged = _merge(readings)
@@ -378,10 +390,15 @@ class BatchWriter:
             charger = loose_insert.keys.index("charger_id")
             connector = loose_insert.keys.index("connector_id")
             loose_plan = (loose_insert.sql, loose, charger, connector, at)
+        checkpointer = self._db.checkpointer
+        catch_up = checkpointer is not None and checkpointer.catch_up
+        if catch_up:
+            assert checkpointer is not None
+            checkpointer.catch_up = False
         async with self._db.connect() as connection:
             raw = await connection.get_raw_connection()
             driver: Any = raw.driver_connection  # aiosqlite.Connection
-            await driver._execute(_run_plan, driver._conn, plan, loose_plan)
+            await driver._execute(_run_plan, driver._conn, plan, loose_plan, catch_up)
 
     async def close(self) -> None:
         if self._lazy:
@@ -395,12 +412,16 @@ class BatchWriter:
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     """A statement compiled once for SQLite, with the order and bind processing of
-    its parameters: rows become plain tuples for ``executemany``."""
+    its parameters: rows become plain sequences for ``executemany``."""
 
     sql: str
     keys: tuple[str, ...]
     processors: tuple[Any, ...]
     defaults: tuple[Any, ...]
+    # All of a row's values at once, in ``keys`` order (a row without one of the
+    # keys takes the slow path, with the column defaults).
+    getter: Callable[[dict[str, Any]], tuple[Any, ...]]
+    converted: tuple[tuple[int, Any], ...]
 
     @classmethod
     def of(cls, statement: Any, keys: Sequence[str], dialect: Any) -> _Prepared:
@@ -420,19 +441,26 @@ class _Prepared:
                         raise ValueError(f"{table.name}.{name}: only scalar defaults here")
                     default = column_default.arg
             defaults.append(default)
-        return cls(str(compiled), names, tuple(processors), tuple(defaults))
+        pick = operator.itemgetter(*names)
+        getter = pick if len(names) > 1 else lambda row: (pick(row),)
+        converted = tuple((i, p) for i, p in enumerate(processors) if p is not None)
+        return cls(str(compiled), names, tuple(processors), tuple(defaults), getter, converted)
 
-    def params(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        plan = tuple(zip(self.keys, self.processors, self.defaults, strict=True))
-        out = []
+    def params(self, rows: Sequence[dict[str, Any]]) -> list[Sequence[Any]]:
+        getter, converted = self.getter, self.converted
+        out: list[Sequence[Any]] = []
         for row in rows:
-            values = []
-            for key, process, default in plan:
-                value = row.get(key, default)
-                values.append(
-                    process(value) if process is not None and value is not None else value
-                )
-            out.append(tuple(values))
+            try:
+                values: Sequence[Any] = getter(row)
+            except KeyError:
+                values = tuple(map(row.get, self.keys, self.defaults))
+            if converted:
+                values = list(values)
+                for i, process in converted:
+                    value = values[i]
+                    if value is not None:
+                        values[i] = process(value)
+            out.append(values)
         return out
 
 
@@ -470,10 +498,18 @@ _LOOSE_SEEN = (
 
 def _run_plan(
     conn: sqlite3.Connection,
-    plan: Sequence[tuple[str, list[tuple[Any, ...]]]],
-    loose: tuple[str, list[tuple[Any, ...]], int, int, int] | None,
+    plan: Sequence[tuple[str, list[Sequence[Any]]]],
+    loose: tuple[str, list[Sequence[Any]], int, int, int] | None,
+    catch_up: bool = False,
 ) -> None:
-    """On aiosqlite's thread: run the batch in one transaction, commit or roll back."""
+    """On aiosqlite's thread: run the batch in one transaction, commit or roll back.
+    With ``catch_up``, first checkpoint what the background checkpointer left
+    (see ``database.Checkpointer``): the batch then writes the WAL from its start."""
+    if catch_up and not conn.in_transaction:
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # the batch matters more; the next one tries again
+            log.warning("WAL checkpoint before a batch failed: %s", exc)
     try:
         if not conn.in_transaction:
             conn.execute("BEGIN")
