@@ -24,6 +24,9 @@ from typing import Any
 from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+# How long a SQLite statement waits for another process's lock before failing.
+BUSY_TIMEOUT_MS = 10_000
+
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
@@ -46,7 +49,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             # 64 MiB of page cache (the default is 2 MiB): the indexes the hot
             # writes touch stay in memory as the tables grow.
             cursor.execute("PRAGMA cache_size=-65536")

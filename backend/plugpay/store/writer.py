@@ -19,6 +19,12 @@ out of range), the batch is split in halves and retried until the refused
 rows are found; only they are dropped, logged, and reported to the task that
 buffered them, whose next ``commit()`` raises. A database that is down fails
 the whole batch the same way: every waiter hears of it, nothing is silent.
+
+On SQLite a batch is a handful of ``executemany`` calls on the server's one
+connection, without SQLAlchemy in between. A small batch runs on the event
+loop itself, which costs less than handing it to aiosqlite's thread and back;
+a big one, or one that would have to wait for another process's write lock,
+runs on that thread.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
 from plugpay.store import tables
-from plugpay.store.database import Database
+from plugpay.store.database import BUSY_TIMEOUT_MS, Database
 from plugpay.store.readings import _merge, _merge_statement, write_readings
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,9 @@ Owner = asyncio.Task[Any] | None
 # How long best-effort rows wait to be written together, and how many at most.
 LOG_DELAY_SECONDS = 0.25
 LOG_BATCH_ROWS = 2000
+# SQLite: a batch of up to this many rows is written on the event loop (a few
+# milliseconds at most); a bigger one on the database thread.
+INLINE_ROWS = 600
 
 
 @dataclass(slots=True)
@@ -395,10 +404,19 @@ class BatchWriter:
         if catch_up:
             assert checkpointer is not None
             checkpointer.catch_up = False
+        size = sum(len(params) for _, params in plan) + len(loose)
         async with self._db.connect() as connection:
             raw = await connection.get_raw_connection()
             driver: Any = raw.driver_connection  # aiosqlite.Connection
-            await driver._execute(_run_plan, driver._conn, plan, loose_plan, catch_up)
+            if catch_up:  # it syncs the files: on the database thread
+                await driver._execute(_checkpoint, driver._conn)
+            # The connection is ours until the block ends, and aiosqlite's thread
+            # has finished everything asked of it: a small batch runs right here,
+            # sparing the hop to that thread and back (and two threads taking
+            # turns at the interpreter lock, which costs more than the batch).
+            if size <= INLINE_ROWS and _run_plan(driver._conn, plan, loose_plan, wait=False):
+                return
+            await driver._execute(_run_plan, driver._conn, plan, loose_plan)
 
     async def close(self) -> None:
         if self._lazy:
@@ -496,23 +514,41 @@ _LOOSE_SEEN = (
 )
 
 
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    """Copy what the background checkpointer left (``database.Checkpointer``): the
+    next batch then writes the WAL from its start."""
+    if conn.in_transaction:
+        return
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except sqlite3.Error as exc:  # the batch matters more; the next catch-up tries again
+        log.warning("WAL checkpoint before a batch failed: %s", exc)
+
+
 def _run_plan(
     conn: sqlite3.Connection,
     plan: Sequence[tuple[str, list[Sequence[Any]]]],
     loose: tuple[str, list[Sequence[Any]], int, int, int] | None,
-    catch_up: bool = False,
-) -> None:
-    """On aiosqlite's thread: run the batch in one transaction, commit or roll back.
-    With ``catch_up``, first checkpoint what the background checkpointer left
-    (see ``database.Checkpointer``): the batch then writes the WAL from its start."""
-    if catch_up and not conn.in_transaction:
-        try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as exc:  # the batch matters more; the next one tries again
-            log.warning("WAL checkpoint before a batch failed: %s", exc)
+    *,
+    wait: bool = True,
+) -> bool:
+    """Run the batch in one transaction, commit or roll back. ``wait=False`` (on the
+    event loop): if another process holds the write lock, touch nothing and return
+    False instead of waiting for it."""
+    if not conn.in_transaction:
+        if wait:
+            conn.execute("BEGIN IMMEDIATE")
+        else:
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                    return False
+                raise
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     try:
-        if not conn.in_transaction:
-            conn.execute("BEGIN")
         for sql, params in plan:
             conn.executemany(sql, params)
         if loose is not None:
@@ -529,6 +565,7 @@ def _run_plan(
     except BaseException:
         conn.rollback()
         raise
+    return True
 
 
 @functools.cache
