@@ -10,6 +10,7 @@ from typing import Any
 import uvicorn
 
 from plugpay.config import Settings, load_settings
+from plugpay.ocpp.transport import ChargerWebSocketProtocol
 from plugpay.store.migrate import upgrade
 
 
@@ -26,9 +27,10 @@ def uvicorn_config(
     from plugpay.app import create_app
 
     options: dict[str, Any] = {
-        # The sans-I/O protocol keeps no extra task per connection: the
-        # cheapest way to hold thousands of idle chargers.
-        "ws": "websockets-sansio",
+        # uvicorn's sans-I/O protocol keeps no extra task per connection (the
+        # cheapest way to hold thousands of idle chargers), with flow control
+        # fitted to chargers (see plugpay.ocpp.transport).
+        "ws": ChargerWebSocketProtocol,
         "ws_ping_interval": 60,
         "ws_ping_timeout": 60,
         "proxy_headers": True,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -84,6 +85,10 @@ class Checkpointer:
         self.catch_up = False
         self._connection: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
+        # A cancelled task leaves its checkpoint running on the worker thread:
+        # closing the connection under it would crash the process.
+        self._lock = threading.Lock()
+        self._closed = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -98,13 +103,23 @@ class Checkpointer:
 
     def checkpoint(self) -> tuple[int, int, int]:
         """(busy, WAL frames, frames copied), as SQLite reports them."""
-        if self._connection is None:
-            self._connection = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
-        row = self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        with self._lock:
+            if self._closed:
+                return 1, 0, 0
+            if self._connection is None:
+                self._connection = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
+            row = self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         busy, frames, copied = int(row[0]), int(row[1]), int(row[2])
         if not busy and frames > 0:
             self.catch_up = True
         return busy, frames, copied
+
+    def _close_connection(self) -> None:
+        with self._lock:  # after a checkpoint still running, never under it
+            self._closed = True
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
     async def close(self) -> None:
         if self._task is not None:
@@ -112,9 +127,7 @@ class Checkpointer:
             with suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            await asyncio.to_thread(connection.close)
+        await asyncio.to_thread(self._close_connection)
 
 
 class Database:

@@ -147,6 +147,8 @@ class BatchWriter:
         self._lazy_timer: asyncio.TimerHandle | None = None
         self._lazy_due = False
         self._statements: dict[Any, _Prepared] = {}
+        # SQLite: work handed to aiosqlite's thread and not finished there yet.
+        self._thread_jobs: set[object] = set()
         # Failures not yet reported to the task whose rows failed.
         self._failures: weakref.WeakKeyDictionary[asyncio.Task[Any], BaseException] = (
             weakref.WeakKeyDictionary()
@@ -405,18 +407,41 @@ class BatchWriter:
             assert checkpointer is not None
             checkpointer.catch_up = False
         size = sum(len(params) for _, params in plan) + len(loose)
-        async with self._db.connect() as connection:
-            raw = await connection.get_raw_connection()
+        # Straight from the pool: no SQLAlchemy Connection around it (a greenlet
+        # each to open, unwrap and close it, for a batch that uses none of it).
+        raw = await self._db.engine.raw_connection()
+        try:
             driver: Any = raw.driver_connection  # aiosqlite.Connection
             if catch_up:  # it syncs the files: on the database thread
-                await driver._execute(_checkpoint, driver._conn)
-            # The connection is ours until the block ends, and aiosqlite's thread
-            # has finished everything asked of it: a small batch runs right here,
-            # sparing the hop to that thread and back (and two threads taking
-            # turns at the interpreter lock, which costs more than the batch).
-            if size <= INLINE_ROWS and _run_plan(driver._conn, plan, loose_plan, wait=False):
+                await self._on_thread(driver, _checkpoint, driver._conn)
+            # The connection is ours until it goes back, and aiosqlite's thread
+            # has finished everything asked of it (unless a cancelled batch still
+            # runs there): a small batch runs right here, sparing the hop to that
+            # thread and back (and two threads taking turns at the interpreter
+            # lock, which costs more than the batch).
+            if (
+                size <= INLINE_ROWS
+                and not self._thread_jobs
+                and _run_plan(driver._conn, plan, loose_plan, wait=False)
+            ):
                 return
-            await driver._execute(_run_plan, driver._conn, plan, loose_plan)
+            await self._on_thread(driver, _run_plan, driver._conn, plan, loose_plan)
+        finally:
+            raw.close()
+
+    async def _on_thread(self, driver: Any, function: Callable[..., Any], *args: Any) -> Any:
+        """Run ``function`` on aiosqlite's thread; ``_thread_jobs`` knows until it ends
+        there, even if the task awaiting it is cancelled first."""
+        job = object()
+        self._thread_jobs.add(job)
+
+        def run() -> Any:
+            try:
+                return function(*args)
+            finally:
+                self._thread_jobs.discard(job)
+
+        return await driver._execute(run)
 
     async def close(self) -> None:
         if self._lazy:
@@ -483,13 +508,16 @@ class _Prepared:
 
 
 _SQLITE_DATETIME = sqlite.DATETIME._storage_format
+_DATETIME_TEXT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 
 
 def _bind_processor(type_: Any, dialect: Any) -> Any:
     """SQLAlchemy's bind processing, with a faster path for SQLite date-times.
 
-    SQLAlchemy formats a datetime for SQLite field by field in Python; ``isoformat``
-    writes the same text ("YYYY-MM-DD HH:MM:SS.ffffff", zone dropped) in C.
+    SQLAlchemy formats a datetime for SQLite through a dict of its fields; one
+    ``%`` with a tuple writes the same text ("YYYY-MM-DD HH:MM:SS.ffffff", zone
+    dropped) in a third of the time (and faster than ``isoformat``, which looks
+    up the zone only to have it cut off).
     """
     process = type_._cached_bind_processor(dialect)
     if (
@@ -502,7 +530,15 @@ def _bind_processor(type_: Any, dialect: Any) -> Any:
 
     def datetime_text(value: Any) -> Any:
         if type(value) is datetime:
-            return value.isoformat(" ", "microseconds")[:26]
+            return _DATETIME_TEXT % (
+                value.year,
+                value.month,
+                value.day,
+                value.hour,
+                value.minute,
+                value.second,
+                value.microsecond,
+            )
         return process(value)
 
     return datetime_text
