@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import uvicorn
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.server import ServerState
+from websockets.protocol import State
 
 from plugpay.ocpp.transport import PAUSE_AT, ChargerWebSocketProtocol, _Inbox
 
@@ -16,6 +19,10 @@ class FakeTransport:
     def __init__(self) -> None:
         self.paused = 0
         self.resumed = 0
+        self.written = b""
+
+    def write(self, data: bytes) -> None:
+        self.written += data
 
     def pause_reading(self) -> None:
         self.paused += 1
@@ -79,3 +86,18 @@ async def test_inbox_hands_items_over_in_order_and_survives_cancelled_readers() 
     assert inbox.qsize() == 2
     assert [await inbox.get(), await inbox.get()] == ["b", "c"]
     assert inbox.empty()
+
+
+async def test_send_text_writes_one_frame_and_refuses_a_gone_connection() -> None:
+    proto, transport = protocol()
+    with pytest.raises(ClientDisconnected):  # not accepted yet
+        await proto.send_text('[3,"1",{}]')
+    proto.handshake_complete = True
+    proto.conn.state = State.OPEN
+    await proto.send_text('[3,"1",{}]')
+    # An unmasked server text frame: FIN and opcode 1, the length, the text.
+    assert transport.written[2:] == b'[3,"1",{}]'
+    assert transport.written[:2] == bytes([0x81, len(b'[3,"1",{}]')])
+    proto.disconnected = True
+    with pytest.raises(ClientDisconnected):
+        await proto.send_text('[3,"2",{}]')

@@ -7,8 +7,9 @@ record but flagged, and never priced.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+
+import msgspec
 
 # Highest power we accept as physically plausible between two readings
 # (megawatt charging exists; anything beyond is a broken or reset meter).
@@ -20,9 +21,11 @@ FLAG_BACKWARDS = "register_backwards"
 FLAG_JUMP = "implausible_jump"
 
 
-@dataclass(frozen=True, slots=True)
-class MeterSample:
-    """One instant of meter data, normalised: integer Wh, W, mA; UTC time."""
+class MeterSample(msgspec.Struct, frozen=True, gc=False):
+    """One instant of meter data, normalised: integer Wh, W, mA; UTC time.
+
+    A frozen struct rather than a frozen dataclass: every meter reading makes
+    one, and a frozen dataclass takes a dozen times longer to build."""
 
     at: datetime
     energy_wh: int | None = None

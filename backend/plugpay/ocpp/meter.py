@@ -14,10 +14,11 @@ stop the CSMS from answering), and an operator gets a review item.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, DecimalException
 from typing import Any
+
+import msgspec
 
 from plugpay.domain.metering import MeterSample
 
@@ -50,12 +51,11 @@ class MeterValueError(ValueError):
     """A sampled value that is not a number or has an unknown unit."""
 
 
-@dataclass(frozen=True, slots=True)
-class Readout:
+class Readout(msgspec.Struct, frozen=True):
     """What OCPP meterValue entries say: samples, oldest first, and what was unreadable."""
 
     samples: list[MeterSample]
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = msgspec.field(default_factory=list)
 
 
 def parse_timestamp(value: str) -> datetime:
@@ -71,6 +71,8 @@ def parse_timestamp(value: str) -> datetime:
 
 def _unit_and_multiplier(sampled: dict[str, Any], measurand: str) -> tuple[str, int]:
     unit_of_measure = sampled.get("unitOfMeasure")
+    if unit_of_measure is None:  # 1.6, or 2.0.1 in the default unit
+        return str(sampled.get("unit") or _DEFAULT_UNIT[measurand]), 0
     if isinstance(unit_of_measure, dict):  # 2.0.1
         unit = str(unit_of_measure.get("unit") or _DEFAULT_UNIT[measurand])
         return unit, int(unit_of_measure.get("multiplier", 0))
@@ -86,24 +88,61 @@ def _whole(raw: Any) -> int | None:
     return None
 
 
+# (measurand, unit as the charger spells it) -> integer factor, for the units
+# met so far (a handful of spellings each).
+_FACTORS: dict[tuple[str, str], int] = {}
+
+
+def _factor(measurand: str, unit: str) -> int:
+    factor = _FACTORS.get((measurand, unit))
+    if factor is None:
+        factor = _INT_SCALE[measurand].get(unit.lower())
+        if factor is None:
+            raise MeterValueError(f"unit {unit!r} is not usable for {measurand}")
+        if len(_FACTORS) < 256:
+            _FACTORS[(measurand, unit)] = factor
+    return factor
+
+
 def scaled(sampled: dict[str, Any], measurand: str) -> int:
     """A sampled value as an integer in its measurand's base unit; MeterValueError if unreadable."""
+    raw = sampled.get("value")
+    if (
+        type(raw) is str
+        and "unitOfMeasure" not in sampled
+        and 0 < len(raw) <= 15
+        and raw.isascii()
+        and raw.isdigit()
+    ):  # what nearly every 1.6 charger sends: a whole number, a unit met before
+        factor = _FACTORS.get((measurand, sampled.get("unit") or _DEFAULT_UNIT[measurand]))
+        if factor is not None:
+            result: int = int(raw) * factor
+            if result <= _LIMIT[measurand]:
+                return result
     unit, multiplier = _unit_and_multiplier(sampled, measurand)
-    lowered = unit.lower()
-    factor = _INT_SCALE[measurand].get(lowered)
-    if factor is None:
-        raise MeterValueError(f"unit {unit!r} is not usable for {measurand}")
+    factor = _factor(measurand, unit)
+    if not multiplier:
+        # The common case (an integer register in Wh): no Decimal needed.
+        if type(raw) is int:
+            whole: int | None = raw
+        elif type(raw) is str and 0 < len(raw) <= 15 and raw.isascii() and raw.isdigit():
+            whole = int(raw)
+        else:
+            whole = None
+        if whole is not None:
+            result = whole * factor
+            if abs(result) > _LIMIT[measurand]:
+                raise MeterValueError(f"{measurand} value {raw!r} is out of range")
+            return result
     if abs(multiplier) > _MAX_MULTIPLIER:
         raise MeterValueError(f"multiplier {multiplier} of {measurand} is out of range")
-    raw = sampled.get("value")
     whole = _whole(raw)
     if whole is not None and multiplier >= 0:
-        # The common case (an integer register in Wh): no Decimal needed.
-        result: int = whole * factor * (10**multiplier if multiplier else 1)
+        result = whole * factor * 10**multiplier
         if abs(result) > _LIMIT[measurand]:
             raise MeterValueError(f"{measurand} value {raw!r} is out of range")
         return result
-    scale = _SCALE[measurand][lowered]
+    scale = _SCALE[measurand][unit.lower()]
     try:
         value = Decimal(str(raw).strip())
     except DecimalException:
@@ -117,7 +156,12 @@ def scaled(sampled: dict[str, Any], measurand: str) -> int:
     return int(exact.to_integral_value(rounding=ROUND_HALF_UP))
 
 
-def _combine(measurand: str, values: list[tuple[str | None, str | None, int]]) -> int | None:
+# One sampled value: (phase, location, value in the base unit).
+_Value = tuple[str | None, str | None, int]
+_NO_VALUES: list[_Value] = []  # read, never written
+
+
+def _combine(measurand: str, values: list[_Value]) -> int | None:
     """Prefer the outlet; there a total (no phase), else the line phases added up."""
     if not values:
         return None
@@ -150,13 +194,15 @@ def normalise(meter_values: Iterable[dict[str, Any]]) -> Readout:
     Entries with the same timestamp are one instant (OCPP allows splitting the
     measurands of one instant), so they become one sample.
     """
-    found: dict[datetime, dict[str, list[tuple[str | None, str | None, int]]]] = {}
-    contexts: dict[datetime, dict[str, str | None]] = {}
+    # instant -> (values per measurand, context per measurand)
+    instants: dict[datetime, tuple[dict[str, list[_Value]], dict[str, str | None]]] = {}
     problems: list[str] = []
     for entry in meter_values:
         at = parse_timestamp(entry["timestamp"])
-        values = found.setdefault(at, {})
-        context_of = contexts.setdefault(at, {})
+        instant = instants.get(at)
+        if instant is None:
+            instant = instants[at] = ({}, {})
+        values, context_of = instant
         for sampled in entry.get("sampledValue", ()):
             measurand = sampled.get("measurand", ENERGY)
             if measurand not in _DEFAULT_UNIT or sampled.get("format") == "SignedData":
@@ -170,18 +216,20 @@ def normalise(meter_values: Iterable[dict[str, Any]]) -> Readout:
                 (sampled.get("phase"), sampled.get("location"), value)
             )
             context_of.setdefault(measurand, sampled.get("context"))
-    samples = [
-        MeterSample(
-            at=at,
-            energy_wh=_combine(ENERGY, values.get(ENERGY, [])),
-            power_w=_combine(POWER, values.get(POWER, [])),
-            current_ma=_combine(CURRENT, values.get(CURRENT, [])),
-            soc=_combine(SOC, values.get(SOC, [])),
-            context=_context(contexts[at]),
-        )
-        for at, values in found.items()
-        if values
-    ]
+    samples = []
+    for at, (values, context_of) in instants.items():
+        if values:
+            get = values.get
+            samples.append(
+                MeterSample(
+                    at,
+                    _combine(ENERGY, get(ENERGY, _NO_VALUES)),
+                    _combine(POWER, get(POWER, _NO_VALUES)),
+                    _combine(CURRENT, get(CURRENT, _NO_VALUES)),
+                    _combine(SOC, get(SOC, _NO_VALUES)),
+                    _context(context_of),
+                )
+            )
     if len(samples) > 1:
         samples.sort(key=lambda s: s.at)
     return Readout(samples, problems)

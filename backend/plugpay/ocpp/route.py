@@ -20,6 +20,7 @@ from plugpay.ocpp import handlers16, handlers201
 from plugpay.ocpp.connection import ChargerConnection, Handler
 from plugpay.ocpp.metrics import HANDSHAKES
 from plugpay.ocpp.registry import ConnectionRegistry
+from plugpay.ocpp.transport import SEND_TEXT
 from plugpay.services.ports import MessageLog
 
 log = logging.getLogger(__name__)
@@ -117,8 +118,11 @@ def make_ocpp_endpoint(
         await send({"type": "websocket.accept", "subprotocol": subprotocol})
         HANDSHAKES.labels("accepted").inc()
 
-        async def send_text(text: str) -> None:
-            await send({"type": "websocket.send", "text": text})
+        send_text = scope.get("extensions", {}).get(SEND_TEXT)
+        if send_text is None:  # another ASGI server: the standard message
+
+            async def send_text(text: str) -> None:
+                await send({"type": "websocket.send", "text": text})
 
         conn = ChargerConnection(
             charger_id, version, send_text, handlers, message_log, services, call_timeout

@@ -8,6 +8,11 @@ on Python 3.11). A charger sends one CALL and waits for the answer, so here a
 socket is paused only once ``PAUSE_AT`` frames wait for the app (a charger
 ignoring OCPP-J's one-CALL-at-a-time rule, or a burst of answers), and the
 frames wait in a plain deque bound to the connection's loop.
+
+It also offers the app a direct way to send a text frame, as the ASGI
+extension ``SEND_TEXT`` in the connection's scope: the same as sending
+``websocket.send``, without a message dict and the middleware every ASGI
+message passes through. The OCPP endpoint uses it when it is there.
 """
 
 from __future__ import annotations
@@ -17,11 +22,16 @@ from collections import deque
 from contextlib import suppress
 from typing import Any
 
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
+from websockets.http11 import Request
 
 # Frames waiting for the app before the socket is paused (it resumes once they
 # are all taken).
 PAUSE_AT = 4
+# The scope extension holding ``async send_text(text)``.
+SEND_TEXT = "plugpay.websocket.send_text"
 
 
 class _Inbox:
@@ -82,3 +92,21 @@ class ChargerWebSocketProtocol(WebSocketsSansIOProtocol):
         if not paused and self.queue.qsize() >= PAUSE_AT:
             self.read_paused = True
             self.transport.pause_reading()
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:  # an upgrade the app will see
+            scope["extensions"][SEND_TEXT] = self.send_text
+
+    async def send_text(self, text: str) -> None:
+        """Send a text frame on an accepted connection (``websocket.send`` in short)."""
+        if not self.writable.is_set():
+            await self.writable.wait()
+        if self.disconnected or self.close_sent or not self.handshake_complete:
+            raise ClientDisconnected()
+        try:
+            self.conn.send_text(text.encode())
+        except InvalidState:
+            raise ClientDisconnected() from None
+        self.transport.write(b"".join(self.conn.data_to_send()))

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import msgspec
+
 from plugpay.domain.metering import MeterSample
 
 
@@ -54,8 +56,9 @@ class ChargerView:
     connectors: tuple[ConnectorView, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class FlaggedSample:
+class FlaggedSample(msgspec.Struct, frozen=True, gc=False):
+    """A sample and why it is not priced ("" when it is plausible)."""
+
     sample: MeterSample
     flag: str = ""
 
