@@ -3,9 +3,10 @@
 One run measures, each server in its own process (``servers.py``) and the
 chargers in separate client processes (``load.py``), all on 127.0.0.1:
 
-(a) plugpay's gateway with persistence (uvicorn + websockets-sansio, SQLite
-    file migrated with alembic, MeterValues attached to a transaction started
-    with StartTransaction, so every reading and frame is stored);
+(a) plugpay's gateway with persistence (uvicorn configured as by ``plugpay
+    serve``, SQLite file migrated with alembic, MeterValues attached to a
+    transaction started with StartTransaction, so every reading and frame is
+    stored);
 (b) the stock ``ocpp`` 1.6 ``ChargePoint`` with its default jsonschema
     validation and no persistence, behind ``websockets.serve``;
 (c) a bare ``websockets.serve`` that answers each frame with ``[3, id, {}]``

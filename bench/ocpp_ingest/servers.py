@@ -11,7 +11,7 @@ Each binds 127.0.0.1 on a free port and prints one JSON line
 ``{"port": ..., "pid": ...}`` on stdout once it accepts connections.
 
 - ``plugpay``: plugpay's own gateway with persistence: the app from
-  ``create_app`` served by uvicorn with ``uvicorn_config`` (websockets-sansio),
+  ``create_app`` served by uvicorn with ``uvicorn_config`` (as ``plugpay serve``),
   a migrated SQLite file, N registered chargers and one accepted id tag.
 - ``stock``: the ``ocpp`` package's ``ChargePoint`` (1.6) with an
   ``@on("MeterValues")`` handler, its default jsonschema validation and no
