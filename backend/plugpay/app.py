@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ from plugpay.web.format import money as format_money
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "web" / "templates"
 TIMER_SECONDS = 1.0
+# How often the OCPP message log is purged of rows past their retention.
+LOG_RETENTION_SECONDS = 600.0
 # No inline scripts anywhere; Stripe's script, frames and API are the only other origins.
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -237,6 +240,19 @@ async def run_timers(settlement: SettlementService) -> None:
         await asyncio.sleep(TIMER_SECONDS)
 
 
+async def run_log_retention(message_log: SqlMessageLog, days: float) -> None:
+    """Purge the OCPP message log of what is older than ``days``, now and then."""
+    while True:
+        await asyncio.sleep(LOG_RETENTION_SECONDS)
+        try:
+            gone = await message_log.purge(datetime.now(UTC) - timedelta(days=days))
+        except Exception:
+            log.exception("purging the OCPP message log failed")
+            continue
+        if gone:
+            log.info("purged %d OCPP message log rows older than %g days", gone, days)
+
+
 def template_engine() -> JinjaTemplateEngine:
     """The page templates ship with the package and change only with it: no look
     at their files on every render (the live page renders one per meter reading)."""
@@ -258,13 +274,19 @@ def create_app(settings: Settings, *, push: PushSender | None = None) -> Litesta
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await runtime.start()
-        timers = asyncio.get_running_loop().create_task(run_timers(runtime.services.settlement))
+        loop = asyncio.get_running_loop()
+        background = [loop.create_task(run_timers(runtime.services.settlement))]
+        if settings.message_log_days > 0:
+            background.append(
+                loop.create_task(run_log_retention(runtime.message_log, settings.message_log_days))
+            )
         try:
             yield
         finally:
-            timers.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timers
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await runtime.close()
 
     secure = not settings.public_url.startswith(("http://127.0.0.1", "http://localhost"))

@@ -49,6 +49,8 @@ class Settings:
     start_timeout: float = 90.0
     reservation_timeout: float = 900.0
     silent_timeout: float = 900.0
+    # Days the OCPP message log is kept; 0 keeps it for ever.
+    message_log_days: float = 30.0
     extra: dict[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # never print secrets
@@ -153,11 +155,20 @@ def load_settings(
             "PLUGPAY_RESERVATION_TIMEOUT", get("PLUGPAY_RESERVATION_TIMEOUT"), "900"
         ),
         silent_timeout=_seconds("PLUGPAY_SILENT_TIMEOUT", get("PLUGPAY_SILENT_TIMEOUT"), "900"),
+        message_log_days=_days("PLUGPAY_MESSAGE_LOG_DAYS", get("PLUGPAY_MESSAGE_LOG_DAYS"), "30"),
     )
 
 
 def _seconds(name: str, raw: str | None, default: str) -> float:
     return float(_decimal(name, raw or default))
+
+
+def _days(name: str, raw: str | None, default: str) -> float:
+    """A number of days, where 0 means for ever."""
+    text = (raw or default).strip()
+    if text in ("0", "0.0"):
+        return 0.0
+    return float(_decimal(name, text))
 
 
 def _decimal(name: str, raw: str) -> Decimal:

@@ -37,6 +37,8 @@ def test_defaults_run_the_demo(tmp_path: Path) -> None:
         ({"PLUGPAY_OIDC_PROVIDERS": '[{"name": "x"}]'}, "PLUGPAY_OIDC_PROVIDERS[0]"),
         ({"PLUGPAY_SECRET_KEY": "short"}, "PLUGPAY_SECRET_KEY"),
         ({"PLUGPAY_ENV": "production"}, "PLUGPAY_SECRET_KEY"),
+        ({"PLUGPAY_MESSAGE_LOG_DAYS": "-1"}, "PLUGPAY_MESSAGE_LOG_DAYS"),
+        ({"PLUGPAY_MESSAGE_LOG_DAYS": "a month"}, "PLUGPAY_MESSAGE_LOG_DAYS"),
     ],
 )
 def test_bad_settings_name_the_variable(tmp_path: Path, env: dict[str, str], named: str) -> None:
@@ -65,3 +67,11 @@ def test_dotenv_is_read_in_development_only(tmp_path: Path) -> None:
     assert load_settings(base, dotenv=dotenv).default_hold == Decimal(25)
     production = {**base, "PLUGPAY_ENV": "production", "PLUGPAY_SECRET_KEY": "x" * 40}
     assert load_settings(production, dotenv=dotenv).default_hold == Decimal("50.00")
+
+
+def test_message_log_days_default_to_30_and_0_keeps_it_for_ever(tmp_path: Path) -> None:
+    assert settings(tmp_path).message_log_days == 30.0  # type: ignore[attr-defined]
+    kept = settings(tmp_path, PLUGPAY_MESSAGE_LOG_DAYS="0")
+    assert kept.message_log_days == 0.0  # type: ignore[attr-defined]
+    week = settings(tmp_path, PLUGPAY_MESSAGE_LOG_DAYS="7")
+    assert week.message_log_days == 7.0  # type: ignore[attr-defined]

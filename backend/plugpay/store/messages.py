@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 
 from plugpay.services.ports import LoggedMessage
 from plugpay.store import tables as t
@@ -18,6 +18,9 @@ from plugpay.store.database import Database
 from plugpay.store.writer import BatchWriter
 
 CALL = 2
+
+# The log is purged this many rows per transaction, oldest first.
+PURGE_CHUNK = 2_000
 
 # Frames are kept whole up to this size; longer ones (firmware logs, signed
 # meter data) are cut so one chatty charger cannot bloat the database.
@@ -91,6 +94,30 @@ class SqlMessageLog:
     def _insert(self, row: dict[str, Any]) -> None:
         # A lost log row is logged, never a reason to fail a message.
         self.writer.insert(t.ocpp_messages, row, durable=False)
+
+    async def purge(self, before: datetime, chunk: int = PURGE_CHUNK) -> int:
+        """Delete the rows older than ``before``; how many went.
+
+        Rows are taken in id order, ``chunk`` at a time in short transactions
+        (the hot writes wait for none of them for long), and the purge stops at
+        the first chunk holding a row it must keep: ids grow with time, so
+        everything after it is newer. Needs no index beyond the primary key.
+        """
+        m = t.ocpp_messages
+        total = 0
+        while True:
+            async with self.db.begin() as conn:
+                first = await conn.scalar(select(func.min(m.c.id)))
+                if first is None:
+                    return total
+                end = first + chunk
+                result = await conn.execute(delete(m).where(m.c.id < end, m.c.at < before))
+                left = await conn.scalar(select(func.min(m.c.id)))
+            total += result.rowcount or 0
+            if left is not None and left < end:  # a row of this chunk is kept
+                return total
+            if not result.rowcount:
+                return total
 
     async def recent(self, charger_id: str, limit: int = 100) -> list[LoggedMessage]:
         """The last ``limit`` frames of ``charger_id``, oldest first."""
