@@ -99,3 +99,28 @@ async def test_a_big_batch_is_written_off_the_loop(sqlite_url: str, monkeypatch:
     finally:
         await writer.close()
         await db.dispose()
+
+
+async def test_a_transaction_left_open_on_the_connection_is_not_committed(
+    sqlite_url: str,
+) -> None:
+    """Connections go back to the pool as they are; a batch must not commit what
+    another user of the connection began and never finished."""
+    db = Database(sqlite_url)
+    writer = BatchWriter(db)
+    try:
+        raw = await db.engine.raw_connection()
+        driver: Any = raw.driver_connection
+        await driver.execute("BEGIN")
+        await driver.execute(
+            "INSERT INTO ocpp_messages (charger_id, direction, frame, at)"
+            " VALUES ('CP-LEFT', 'in', '[]', '2026-01-01 00:00:00.000000')"
+        )
+        raw.close()
+        writer.reading(reading(None, 1, 100))
+        await writer.commit()
+        assert await count(db, t.meter_readings) == 1
+        assert await count(db, t.ocpp_messages) == 0
+    finally:
+        await writer.close()
+        await db.dispose()

@@ -32,9 +32,10 @@ BUSY_TIMEOUT_MS = 10_000
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
         # No rollback when a connection goes back to the pool: SQLAlchemy's
-        # Connection rolls back its own transaction on close, and the batch
-        # writer commits or rolls back in the same call that began; the reset
-        # would cost a trip to the database thread per batch for nothing.
+        # Connection rolls back its own transaction on close, the batch writer
+        # commits or rolls back in the same call that began (and rolls back
+        # whatever it finds left open); the reset would cost a trip to the
+        # database thread per batch for nothing.
         engine = create_async_engine(
             url,
             pool_size=1,

@@ -571,19 +571,23 @@ def _run_plan(
     """Run the batch in one transaction, commit or roll back. ``wait=False`` (on the
     event loop): if another process holds the write lock, touch nothing and return
     False instead of waiting for it."""
-    if not conn.in_transaction:
-        if wait:
+    if conn.in_transaction:
+        # Left open by a user of the connection that was cancelled mid-way (the
+        # pool hands connections back as they are): not ours to commit.
+        log.warning("a SQLite transaction was left open on the connection; rolled back")
+        conn.rollback()
+    if wait:
+        conn.execute("BEGIN IMMEDIATE")
+    else:
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
             conn.execute("BEGIN IMMEDIATE")
-        else:
-            conn.execute("PRAGMA busy_timeout=0")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
-                    return False
-                raise
-            finally:
-                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                return False
+            raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     try:
         for sql, params in plan:
             conn.executemany(sql, params)
