@@ -294,3 +294,18 @@ async def test_null_payloads_and_binary_frames_are_accepted_and_everything_is_lo
     log = await server.runtime.message_log.recent(charger_id, 10)
     assert "not json" in [m.frame for m in log if m.direction == "in"]
     assert [m.message_type for m in log if m.direction == "out"] == [3, 3, 4, 4]
+
+
+async def test_a_charger_that_does_not_wait_for_answers_gets_each_one_in_order(
+    server: RunningServer, client: OcppClient
+) -> None:
+    """OCPP-J allows one CALL in flight; a charger that sends 200 at once is read
+    no faster than it is served (its socket pauses while its CALLs queue), and
+    every CALL still gets its own answer, in the order sent."""
+    ids = [f"burst-{n}" for n in range(200)]
+    for unique_id in ids:
+        await client.send_raw(json.dumps([2, unique_id, "Heartbeat", {}]))
+    answers = [await client.next_answer(timeout=10) for _ in ids]
+    assert [a[1] for a in answers] == ids
+    assert all(a[0] == 3 and "currentTime" in a[2] for a in answers)
+    assert await client.heartbeat_works()
