@@ -16,6 +16,19 @@ from plugpay.store import tables as t
 from support.server import start_server
 
 
+def big_row(n: int) -> dict[str, Any]:
+    """A message log row with a 2,000-character frame."""
+    return {
+        "charger_id": "CP-X",
+        "direction": "in",
+        "message_type": 2,
+        "unique_id": f"u{n}",
+        "action": "Heartbeat",
+        "frame": "x" * 2000,
+        "at": datetime.now(UTC),
+    }
+
+
 async def test_the_wal_is_checkpointed_in_the_background(sqlite_url: str, monkeypatch: Any) -> None:
     monkeypatch.setattr(database, "CHECKPOINT_SECONDS", 0.2)
     server = await start_server(make_settings(sqlite_url))
@@ -27,18 +40,7 @@ async def test_the_wal_is_checkpointed_in_the_background(sqlite_url: str, monkey
             assert (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 0
         path = db.checkpointer.path
         before = os.path.getsize(path)
-        rows = [
-            {
-                "charger_id": "CP-X",
-                "direction": "in",
-                "message_type": 2,
-                "unique_id": f"u{n}",
-                "action": "Heartbeat",
-                "frame": "x" * 2000,
-                "at": datetime.now(UTC),
-            }
-            for n in range(3000)
-        ]
+        rows = [big_row(n) for n in range(3000)]
         async with db.begin() as conn:
             await conn.execute(t.ocpp_messages.insert(), rows)
         # 6 MB went to the WAL, far beyond SQLite's own 1,000-page threshold, and
@@ -72,18 +74,7 @@ async def test_the_wal_starts_over_under_steady_writes(sqlite_url: str, monkeypa
         while loop.time() < until:
             for _ in range(10):
                 n += 1
-                writer.insert(
-                    t.ocpp_messages,
-                    {
-                        "charger_id": "CP-X",
-                        "direction": "in",
-                        "message_type": 2,
-                        "unique_id": f"u{n}",
-                        "action": "Heartbeat",
-                        "frame": "x" * 2000,
-                        "at": datetime.now(UTC),
-                    },
-                )
+                writer.insert(t.ocpp_messages, big_row(n))
                 written += 2000
             await writer.commit()
         assert written > 8_000_000, "too few writes to tell"

@@ -71,8 +71,6 @@ def parse_timestamp(value: str) -> datetime:
 
 def _unit_and_multiplier(sampled: dict[str, Any], measurand: str) -> tuple[str, int]:
     unit_of_measure = sampled.get("unitOfMeasure")
-    if unit_of_measure is None:  # 1.6, or 2.0.1 in the default unit
-        return str(sampled.get("unit") or _DEFAULT_UNIT[measurand]), 0
     if isinstance(unit_of_measure, dict):  # 2.0.1
         unit = str(unit_of_measure.get("unit") or _DEFAULT_UNIT[measurand])
         return unit, int(unit_of_measure.get("multiplier", 0))
@@ -107,38 +105,19 @@ def _factor(measurand: str, unit: str) -> int:
 def scaled(sampled: dict[str, Any], measurand: str) -> int:
     """A sampled value as an integer in its measurand's base unit; MeterValueError if unreadable."""
     raw = sampled.get("value")
-    if (
-        type(raw) is str
-        and "unitOfMeasure" not in sampled
-        and 0 < len(raw) <= 15
-        and raw.isascii()
-        and raw.isdigit()
-    ):  # what nearly every 1.6 charger sends: a whole number, a unit met before
+    whole = _whole(raw)
+    if whole is not None and "unitOfMeasure" not in sampled:
+        # What nearly every charger sends: a whole number in a unit met before.
         factor = _FACTORS.get((measurand, sampled.get("unit") or _DEFAULT_UNIT[measurand]))
-        if factor is not None:
-            result: int = int(raw) * factor
-            if result <= _LIMIT[measurand]:
-                return result
+        if factor is not None and abs(whole * factor) <= _LIMIT[measurand]:
+            return whole * factor
     unit, multiplier = _unit_and_multiplier(sampled, measurand)
     factor = _factor(measurand, unit)
-    if not multiplier:
-        # The common case (an integer register in Wh): no Decimal needed.
-        if type(raw) is int:
-            whole: int | None = raw
-        elif type(raw) is str and 0 < len(raw) <= 15 and raw.isascii() and raw.isdigit():
-            whole = int(raw)
-        else:
-            whole = None
-        if whole is not None:
-            result = whole * factor
-            if abs(result) > _LIMIT[measurand]:
-                raise MeterValueError(f"{measurand} value {raw!r} is out of range")
-            return result
     if abs(multiplier) > _MAX_MULTIPLIER:
         raise MeterValueError(f"multiplier {multiplier} of {measurand} is out of range")
-    whole = _whole(raw)
     if whole is not None and multiplier >= 0:
-        result = whole * factor * 10**multiplier
+        # An integer register: no Decimal needed.
+        result: int = whole * factor * 10**multiplier
         if abs(result) > _LIMIT[measurand]:
             raise MeterValueError(f"{measurand} value {raw!r} is out of range")
         return result

@@ -363,7 +363,8 @@ class BatchWriter:
 
     async def _write_sqlite(self, items: Sequence[_Item]) -> None:
         """Every statement of the batch runs as a plain ``executemany`` in one function
-        on aiosqlite's thread: one hop instead of one per statement, nothing compiled."""
+        (``_run_plan``), nothing compiled: on the event loop when the batch is small,
+        else in one hop to aiosqlite's thread."""
         inserts, readings, heartbeats, latest = _sorted(items)
         plan: list[tuple[str, list[Sequence[Any]]]] = []
         for (name, ignore_conflicts, keys), rows in inserts.items():
@@ -402,10 +403,9 @@ class BatchWriter:
             connector = loose_insert.keys.index("connector_id")
             loose_plan = (loose_insert.sql, loose, charger, connector, at)
         checkpointer = self._db.checkpointer
-        catch_up = checkpointer is not None and checkpointer.catch_up
-        if catch_up:
-            assert checkpointer is not None
-            checkpointer.catch_up = False
+        catch_up = False
+        if checkpointer is not None and checkpointer.catch_up:
+            checkpointer.catch_up, catch_up = False, True
         size = sum(len(params) for _, params in plan) + len(loose)
         # Straight from the pool: no SQLAlchemy Connection around it (a greenlet
         # each to open, unwrap and close it, for a batch that uses none of it).
@@ -459,11 +459,11 @@ class _Prepared:
 
     sql: str
     keys: tuple[str, ...]
-    processors: tuple[Any, ...]
     defaults: tuple[Any, ...]
     # All of a row's values at once, in ``keys`` order (a row without one of the
     # keys takes the slow path, with the column defaults).
     getter: Callable[[dict[str, Any]], tuple[Any, ...]]
+    # (position, bind processor) of the values that need one.
     converted: tuple[tuple[int, Any], ...]
 
     @classmethod
@@ -487,7 +487,7 @@ class _Prepared:
         pick = operator.itemgetter(*names)
         getter = pick if len(names) > 1 else lambda row: (pick(row),)
         converted = tuple((i, p) for i, p in enumerate(processors) if p is not None)
-        return cls(str(compiled), names, tuple(processors), tuple(defaults), getter, converted)
+        return cls(str(compiled), names, tuple(defaults), getter, converted)
 
     def params(self, rows: Sequence[dict[str, Any]]) -> list[Sequence[Any]]:
         getter, converted = self.getter, self.converted
