@@ -58,6 +58,8 @@ TEMPLATES = Path(__file__).parent / "web" / "templates"
 TIMER_SECONDS = 1.0
 # How often the OCPP message log is purged of rows past their retention.
 LOG_RETENTION_SECONDS = 600.0
+# Several instances: how often each looks for instances gone without a goodbye.
+INSTANCE_SWEEP_SECONDS = 30.0
 # No inline scripts anywhere; Stripe's script, frames and API are the only other origins.
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -96,10 +98,25 @@ class Runtime:
         self.db.start()
         if isinstance(self.link, RedisChargerLink):
             await self.link.start()
+            await self.release_gone_instances()
         else:
             # Alone, this instance holds no charger yet: flags left by a crash are stale.
-            # (With several instances, each charger's flag is its own instance's to clear.)
             await self.charger_store.reset_connections()
+
+    async def release_gone_instances(self) -> int:
+        """Several instances: clear the connected flags of chargers held by an
+        instance whose lease ended (it crashed; a clean stop clears its own)."""
+        if not isinstance(self.link, RedisChargerLink):
+            return 0
+        instances = await self.charger_store.connected_instances()
+        alive = await self.link.alive(instances)
+        released = 0
+        for instance in instances:
+            if instance not in alive:
+                count = await self.charger_store.release_instance(instance, datetime.now(UTC))
+                log.warning("instance %s is gone: %d chargers marked disconnected", instance, count)
+                released += count
+        return released
 
     async def close(self) -> None:
         await self.writer.close()
@@ -240,6 +257,15 @@ async def run_timers(settlement: SettlementService) -> None:
         await asyncio.sleep(TIMER_SECONDS)
 
 
+async def run_instance_sweep(runtime: Runtime) -> None:
+    while True:
+        await asyncio.sleep(INSTANCE_SWEEP_SECONDS)
+        try:
+            await runtime.release_gone_instances()
+        except Exception:
+            log.exception("checking the other server instances failed")
+
+
 async def run_log_retention(message_log: SqlMessageLog, days: float) -> None:
     """Purge the OCPP message log of what is older than ``days``, now and then."""
     while True:
@@ -276,6 +302,8 @@ def create_app(settings: Settings, *, push: PushSender | None = None) -> Litesta
         await runtime.start()
         loop = asyncio.get_running_loop()
         background = [loop.create_task(run_timers(runtime.services.settlement))]
+        if isinstance(runtime.link, RedisChargerLink):
+            background.append(loop.create_task(run_instance_sweep(runtime)))
         if settings.message_log_days > 0:
             background.append(
                 loop.create_task(run_log_retention(runtime.message_log, settings.message_log_days))

@@ -62,3 +62,41 @@ async def test_command_from_one_instance_reaches_a_charger_on_another(database_u
             run.cancel()
         await a.stop()
         await b.stop()
+
+
+async def test_chargers_of_an_instance_gone_without_a_goodbye_are_marked_offline(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An instance that crashes leaves its chargers flagged connected; its lease in
+    Redis runs out, and a live instance clears those flags (and no others)."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from plugpay import app as app_module
+    from plugpay.sim.charger import VirtualCharger
+
+    monkeypatch.setattr(app_module, "INSTANCE_SWEEP_SECONDS", 0.1)
+    a = await start_server(make_settings(database_url, redis_url=REDIS_URL))
+    sim = None
+    try:
+        chargers = a.runtime.services.chargers
+        await chargers.add_charger("CP-LIVE", PASSWORD, connectors=1)
+        await chargers.add_charger("CP-ORPHAN", PASSWORD, connectors=1)
+        sim = VirtualCharger("CP-LIVE", a.ocpp_url, PASSWORD, "1.6")
+        run = asyncio.create_task(sim.run())
+        await asyncio.wait_for(sim.booted.wait(), 10)
+        # What a crashed instance leaves behind: a flag, and no lease.
+        await a.runtime.charger_store.set_connected("CP-ORPHAN", "1.6", datetime.now(UTC), "0" * 32)
+
+        async def orphan_released() -> bool:
+            view = await chargers.store.get("CP-ORPHAN")
+            return view is not None and not view.connected
+
+        await eventually(orphan_released)
+        live = await chargers.store.get("CP-LIVE")
+        assert live is not None and live.connected
+        run.cancel()
+    finally:
+        if sim is not None:
+            await sim.close()
+        await a.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from plugpay.domain.errors import ChargerOffline
@@ -12,6 +13,8 @@ from plugpay.ocpp.metrics import CONNECTED
 class ConnectionRegistry:
     def __init__(self) -> None:
         self._connections: dict[str, ChargerConnection] = {}
+        # This server instance, as recorded with the chargers it holds.
+        self.instance = uuid.uuid4().hex
 
     def add(self, conn: ChargerConnection) -> ChargerConnection | None:
         """Register ``conn``; return the connection it replaces, if any."""

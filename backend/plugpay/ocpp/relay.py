@@ -6,6 +6,10 @@ one Redis channel; the instance that holds the charger acknowledges at once
 (with the charger's OCPP version), runs the command and publishes the answer
 on the asker's reply channel. No acknowledgement in time means no instance
 holds the charger: ChargerOffline.
+
+Each instance also holds a lease in Redis (``LEASE_SECONDS``, renewed well
+before it ends): an instance that crashed stops renewing it, and the others
+then clear the connected flags it left on its chargers (``alive``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ log = logging.getLogger(__name__)
 COMMANDS = "plugpay:charger-commands"
 REPLIES = "plugpay:charger-replies:"
 ACK_SECONDS = 2.0
+LEASES = "plugpay:instance:"
+LEASE_SECONDS = 60
 
 
 class RedisChargerLink:
@@ -33,24 +39,50 @@ class RedisChargerLink:
         self.local = LocalChargerLink(registry)
         self.registry = registry
         self.call_timeout = call_timeout
-        self.instance = uuid.uuid4().hex
+        self.instance = registry.instance
         self._redis = aioredis.from_url(url)
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         self._waiting: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._lease: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        await self._renew()
         await self._pubsub.subscribe(COMMANDS, REPLIES + self.instance)
-        self._reader = asyncio.get_running_loop().create_task(self._read())
+        loop = asyncio.get_running_loop()
+        self._reader = loop.create_task(self._read())
+        self._lease = loop.create_task(self._keep_lease())
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        for task in (self._reader, self._lease):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        with contextlib.suppress(Exception):  # going away: the lease may as well end now
+            await self._redis.delete(LEASES + self.instance)
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         await self._redis.aclose()
+
+    # -- leases ---------------------------------------------------------------
+    async def _renew(self) -> None:
+        await self._redis.set(LEASES + self.instance, b"1", ex=LEASE_SECONDS)
+
+    async def _keep_lease(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 6)
+            try:
+                await self._renew()
+            except Exception:  # Redis away for a moment: the next renewal tries again
+                log.warning("could not renew the lease of instance %s", self.instance)
+
+    async def alive(self, instances: list[str]) -> set[str]:
+        """Which of ``instances`` still hold their lease."""
+        if not instances:
+            return set()
+        found = await self._redis.mget([LEASES + i for i in instances])
+        return {i for i, value in zip(instances, found, strict=True) if value is not None}
 
     # -- asking ---------------------------------------------------------------
     async def version(self, charger_id: str) -> str | None:

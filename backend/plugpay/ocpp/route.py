@@ -139,7 +139,7 @@ def make_ocpp_endpoint(
         try:
             if old is not None:
                 await _replace(old, charger_id)
-            await services.chargers.connected(charger_id, version, connected_at)
+            await services.chargers.connected(charger_id, version, connected_at, registry.instance)
             while True:
                 message = await receive()
                 kind = message["type"]

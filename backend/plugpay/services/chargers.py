@@ -113,8 +113,11 @@ class ChargerService:
     async def list_chargers(self) -> list[ChargerView]:
         return await self.store.list_chargers()
 
-    async def connected(self, charger_id: str, version: str, at: datetime) -> None:
-        await self.store.set_connected(charger_id, version, at)
+    async def connected(
+        self, charger_id: str, version: str, at: datetime, instance: str | None = None
+    ) -> None:
+        """The charger connected to server ``instance`` (see ``ConnectionRegistry``)."""
+        await self.store.set_connected(charger_id, version, at, instance)
 
     async def disconnected(
         self, charger_id: str, at: datetime, connected_at: datetime | None = None

@@ -137,13 +137,43 @@ class SqlChargerStore:
         views = await self._views(t.chargers.c.id == charger_id)
         return views[0] if views else None
 
-    async def set_connected(self, charger_id: str, version: str | None, at: datetime) -> None:
+    async def set_connected(
+        self, charger_id: str, version: str | None, at: datetime, instance: str | None = None
+    ) -> None:
         async with self.db.begin() as conn:
             await conn.execute(
                 update(t.chargers)
                 .where(t.chargers.c.id == charger_id)
-                .values(connected=True, connected_at=at, ocpp_version=version, last_seen_at=at)
+                .values(
+                    connected=True,
+                    connected_at=at,
+                    connected_instance=instance,
+                    ocpp_version=version,
+                    last_seen_at=at,
+                )
             )
+
+    async def connected_instances(self) -> list[str]:
+        """The server instances that hold connected chargers, as the database says."""
+        c = t.chargers.c
+        async with self.db.connect() as conn:
+            found = await conn.scalars(
+                select(c.connected_instance)
+                .where(c.connected.is_(True), c.connected_instance.is_not(None))
+                .distinct()
+            )
+            return [str(i) for i in found.all()]
+
+    async def release_instance(self, instance: str, at: datetime) -> int:
+        """Mark the chargers of a server instance that is gone disconnected."""
+        c = t.chargers.c
+        async with self.db.begin() as conn:
+            result = await conn.execute(
+                update(t.chargers)
+                .where(c.connected.is_(True), c.connected_instance == instance)
+                .values(connected=False, disconnected_at=at)
+            )
+        return int(result.rowcount or 0)
 
     async def reset_connections(self) -> int:
         """Mark every charger disconnected (a single instance starting up holds none)."""

@@ -65,6 +65,8 @@ chargers = Table(
     Column("firmware_status", String(40), nullable=True),
     Column("connected", Boolean, nullable=False, default=False),
     Column("connected_at", utc(), nullable=True),
+    # The server instance holding the connection (several share one database).
+    Column("connected_instance", String(32), nullable=True),
     Column("disconnected_at", utc(), nullable=True),
     Column("last_boot_at", utc(), nullable=True),
     Column("last_heartbeat_at", utc(), nullable=True),

@@ -1,0 +1,26 @@
+"""chargers: which server instance holds a connected charger
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-22 10:45:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("chargers", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("connected_instance", sa.String(length=32), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("chargers", schema=None) as batch_op:
+        batch_op.drop_column("connected_instance")
