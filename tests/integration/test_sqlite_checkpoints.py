@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
+from test_ocpp_writer import log_row
 
 from conftest import make_settings
 from plugpay.store import database
@@ -18,15 +19,7 @@ from support.server import start_server
 
 def big_row(n: int) -> dict[str, Any]:
     """A message log row with a 2,000-character frame."""
-    return {
-        "charger_id": "CP-X",
-        "direction": "in",
-        "message_type": 2,
-        "unique_id": f"u{n}",
-        "action": "Heartbeat",
-        "frame": "x" * 2000,
-        "at": datetime.now(UTC),
-    }
+    return {**log_row(n), "frame": "x" * 2000, "at": datetime.now(UTC)}
 
 
 async def test_the_wal_is_checkpointed_in_the_background(sqlite_url: str, monkeypatch: Any) -> None:

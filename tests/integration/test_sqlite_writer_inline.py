@@ -8,8 +8,8 @@ import sqlite3
 import threading
 from typing import Any
 
-from sqlalchemy import func, make_url, select
-from test_ocpp_writer import log_row, reading
+from sqlalchemy import make_url
+from test_ocpp_writer import all_rows, log_row, reading
 
 from plugpay.store import tables as t
 from plugpay.store import writer as writer_module
@@ -29,8 +29,7 @@ async def _longest_stall(until: asyncio.Future[Any]) -> float:
 
 
 async def count(db: Database, table: Any) -> int:
-    async with db.connect() as conn:
-        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+    return len(await all_rows(db, table))
 
 
 async def test_a_write_lock_held_elsewhere_never_stalls_the_loop(sqlite_url: str) -> None:

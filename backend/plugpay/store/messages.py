@@ -105,19 +105,18 @@ class SqlMessageLog:
         """
         m = t.ocpp_messages
         total = 0
-        while True:
+        async with self.db.connect() as conn:
+            first = await conn.scalar(select(func.min(m.c.id)))
+        while first is not None:
+            end = first + chunk
             async with self.db.begin() as conn:
-                first = await conn.scalar(select(func.min(m.c.id)))
-                if first is None:
-                    return total
-                end = first + chunk
                 result = await conn.execute(delete(m).where(m.c.id < end, m.c.at < before))
-                left = await conn.scalar(select(func.min(m.c.id)))
-            total += result.rowcount or 0
-            if left is not None and left < end:  # a row of this chunk is kept
-                return total
-            if not result.rowcount:
-                return total
+                first = await conn.scalar(select(func.min(m.c.id)))
+            gone = result.rowcount or 0
+            total += gone
+            if not gone or (first is not None and first < end):  # a row of this chunk is kept
+                break
+        return total
 
     async def recent(self, charger_id: str, limit: int = 100) -> list[LoggedMessage]:
         """The last ``limit`` frames of ``charger_id``, oldest first."""
