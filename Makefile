@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo .venv-tools/bin/uv)
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: run test lint bench install install-dev clean
+.PHONY: run test lint bench soak install install-dev clean
 
 $(UV):
 	python3 -m venv .venv-tools
@@ -18,14 +18,31 @@ install-dev: $(UV)
 run: install
 	.venv/bin/plugpay demo
 
+# `make test` runs the suite on PYTEST_WORKERS parallel workers (pytest-xdist;
+# PYTEST_WORKERS=0 runs it in one process; PYTEST_ARGS comes last, so `-n 4` there wins).
+# The Python files are compiled to bytecode first (only the changed ones after the
+# first time), so the workers and every `plugpay` process a test starts load them
+# instead of compiling them each time.
+PYTEST_WORKERS ?= 2
+PYTEST_DIST ?= loadgroup
+PYTEST_COMPILE ?= .venv/lib backend tests/support tests/peers
+
 test: install-dev
-	.venv/bin/pytest -q $(PYTEST_ARGS)
+	.venv/bin/python -m compileall -q -j 0 -x node_modules $(PYTEST_COMPILE)
+	.venv/bin/pytest -q -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) $(PYTEST_ARGS)
 
 lint: install-dev
 	.venv/bin/ruff check backend tests bench
 	.venv/bin/ruff format --check backend tests bench
 	.venv/bin/mypy
 	.venv/bin/lint-imports
+
+# Many more kills at random moments than `make test` makes: `make soak RUNS=100`
+# (PLUGPAY_CRASH_SEED=N replays a run; PostgreSQL too when PLUGPAY_TEST_DATABASE_URL is set).
+RUNS ?= 20
+soak: install-dev
+	PLUGPAY_CRASH_RUNS=$(RUNS) .venv/bin/pytest -q -s -n 0 \
+		tests/integration/test_crash_safety.py -k random_moments $(PYTEST_ARGS)
 
 bench: install-dev
 	.venv/bin/python bench/run.py

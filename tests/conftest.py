@@ -1,5 +1,10 @@
 """Shared fixtures: a fresh migrated database per test (SQLite, and PostgreSQL when
-PLUGPAY_TEST_DATABASE_URL is set), and the real server on a loopback port."""
+PLUGPAY_TEST_DATABASE_URL is set), and the real server on a loopback port.
+
+PLUGPAY_TEST_REQUIRE_PEERS=1 (set by .ci/run) turns every skip for a missing peer
+into a failure (support/peers.py). Under pytest-xdist each worker gets its own
+Redis database and channel names (support/workers.py).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,11 @@ from plugpay.config import Settings
 from plugpay.notify.webpush import generate_vapid_private_key
 from support.databases import PG_URL, PostgresDatabases, SqliteDatabases
 from support.server import RunningServer, start_server
+from support.workers import isolate_worker
+
+isolate_worker()  # before any test module reads PLUGPAY_TEST_REDIS_URL
+
+pytest_plugins = ["support.peers"]
 
 BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
 
@@ -61,6 +71,9 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "vapid_private_key": _VAPID_KEY,
         "secret_key": "test-secret-key-that-is-long-enough-0123456789",
         "ocpp_call_timeout": 5.0,
+        # Tests start many sessions from one address; the limits have tests of their own.
+        "guest_starts_per_address": 10_000,
+        "guest_starts_per_connector": 10_000,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -15,6 +15,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from plugpay import crashpoints
+from plugpay.keys import KeyPurpose, derive_key_text
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable."""
@@ -47,16 +50,44 @@ class Settings:
     ocpp_call_timeout: float = 30.0
     heartbeat_interval: int = 300
     start_timeout: float = 90.0
-    reservation_timeout: float = 900.0
+    # An unpaid reservation blocks the connector for everyone else: minutes, not hours.
+    reservation_timeout: float = 300.0
     silent_timeout: float = 900.0
     # Days the OCPP message log is kept; 0 keeps it for ever.
     message_log_days: float = 30.0
     extra: dict[str, str] = field(default_factory=dict)
+    # None: /metrics answers loopback clients only.
+    metrics_token: str | None = None
+    # Web Push to private hosts and plain http: development and tests only.
+    push_allow_private: bool = False
+    # Guest starts (each reserves a connector and asks for a hold) per ten minutes.
+    guest_starts_per_address: int = 5
+    guest_starts_per_connector: int = 10
+    # How long a job stays with a worker that stopped renewing its lease (it died).
+    job_lease_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        # Settings built or copied in code skip load_settings: the combinations
+        # that would charge nothing or push anywhere are refused here too.
+        if self.production and self.payments == "demo":
+            raise ConfigError("PLUGPAY_PAYMENTS=demo is refused in production (nothing is charged)")
+        if self.production and self.push_allow_private:
+            raise ConfigError("PLUGPAY_PUSH_ALLOW_PRIVATE is refused in production")
+        if self.production and crashpoints.ARMED:
+            raise ConfigError("PLUGPAY_CRASH_AT is refused in production")
+        try:
+            crashpoints.check_points()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     def __repr__(self) -> str:  # never print secrets
         return (
             f"Settings(database_url={_redact_url(self.database_url)!r}, payments={self.payments!r})"
         )
+
+    def key(self, purpose: KeyPurpose) -> str:
+        """The key for one use of the secret (see :mod:`plugpay.keys`), as base64url text."""
+        return derive_key_text(self.secret_key, purpose)
 
 
 def _redact_url(url: str) -> str:
@@ -122,12 +153,26 @@ def load_settings(
     payments = get("PLUGPAY_PAYMENTS") or ("stripe" if stripe_secret else "demo")
     if payments not in ("demo", "stripe"):
         raise ConfigError("PLUGPAY_PAYMENTS must be 'demo' or 'stripe'")
+    if production and payments == "demo":
+        # The demo provider approves every card without charging it.
+        if get("PLUGPAY_PAYMENTS"):
+            raise ConfigError("PLUGPAY_PAYMENTS=demo is refused in production (nothing is charged)")
+        raise ConfigError(
+            "PLUGPAY_STRIPE_SECRET_KEY is required in production (demo payments charge nothing)"
+        )
     if payments == "stripe":
         for name in ("PLUGPAY_STRIPE_SECRET_KEY", "PLUGPAY_STRIPE_PUBLISHABLE_KEY"):
             if not get(name):
                 raise ConfigError(f"{name} is required when PLUGPAY_PAYMENTS=stripe")
         if production and not get("PLUGPAY_STRIPE_WEBHOOK_SECRET"):
             raise ConfigError("PLUGPAY_STRIPE_WEBHOOK_SECRET is required in production")
+
+    metrics_token = get("PLUGPAY_METRICS_TOKEN")
+    if metrics_token is not None and len(metrics_token) < 16:
+        raise ConfigError("PLUGPAY_METRICS_TOKEN must be at least 16 characters")
+    push_allow_private = _flag("PLUGPAY_PUSH_ALLOW_PRIVATE", get("PLUGPAY_PUSH_ALLOW_PRIVATE"))
+    if production and push_allow_private:
+        raise ConfigError("PLUGPAY_PUSH_ALLOW_PRIVATE is refused in production")
 
     return Settings(
         database_url=database_url,
@@ -152,11 +197,42 @@ def load_settings(
         ),
         start_timeout=_seconds("PLUGPAY_START_TIMEOUT", get("PLUGPAY_START_TIMEOUT"), "90"),
         reservation_timeout=_seconds(
-            "PLUGPAY_RESERVATION_TIMEOUT", get("PLUGPAY_RESERVATION_TIMEOUT"), "900"
+            "PLUGPAY_RESERVATION_TIMEOUT", get("PLUGPAY_RESERVATION_TIMEOUT"), "300"
         ),
         silent_timeout=_seconds("PLUGPAY_SILENT_TIMEOUT", get("PLUGPAY_SILENT_TIMEOUT"), "900"),
         message_log_days=_days("PLUGPAY_MESSAGE_LOG_DAYS", get("PLUGPAY_MESSAGE_LOG_DAYS"), "30"),
+        metrics_token=metrics_token,
+        push_allow_private=push_allow_private,
+        job_lease_seconds=_seconds(
+            "PLUGPAY_JOB_LEASE_SECONDS", get("PLUGPAY_JOB_LEASE_SECONDS"), "30"
+        ),
+        guest_starts_per_address=int(
+            _decimal(
+                "PLUGPAY_GUEST_STARTS_PER_ADDRESS", get("PLUGPAY_GUEST_STARTS_PER_ADDRESS") or "5"
+            )
+        ),
+        guest_starts_per_connector=int(
+            _decimal(
+                "PLUGPAY_GUEST_STARTS_PER_CONNECTOR",
+                get("PLUGPAY_GUEST_STARTS_PER_CONNECTOR") or "10",
+            )
+        ),
     )
+
+
+_TRUE = ("1", "true", "yes")
+_FALSE = ("0", "false", "no")
+
+
+def _flag(name: str, raw: str | None) -> bool:
+    if raw is None:
+        return False
+    text = raw.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be 1/true/yes or 0/false/no, got {raw!r}")
 
 
 def _seconds(name: str, raw: str | None, default: str) -> float:

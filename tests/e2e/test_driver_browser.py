@@ -21,6 +21,7 @@ from plugpay.web.i18n import GERMAN
 from support.chromium import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from support.driver import demo_site, running_sim, stop_sim
 from support.server import RunningServer, start_server
+from support.sessions import force
 
 PHONE = {"width": 390, "height": 844}
 SMALL_PHONE = {"width": 360, "height": 740}
@@ -408,8 +409,6 @@ async def test_every_session_state_reads_well(browser: Any, app: RunningServer) 
     """Starting, start failed, stopping and under review, as the server renders them and
     as the event stream swaps them in; the action bar follows the state."""
     context = await browser.new_context(viewport=SMALL_PHONE, locale="en-GB")
-    store = app.runtime.session_store
-    sessions = app.runtime.services.sessions
     # Another phone looks at connector 2, which is about to be taken.
     other = await browser.new_context(viewport=SMALL_PHONE, locale="en-GB")
     watcher = await open_connector(other, app, 2)
@@ -417,7 +416,7 @@ async def test_every_session_state_reads_well(browser: Any, app: RunningServer) 
 
     # Starting, then the charger refuses: the page turns without a reload.
     page, first = await reserve(context, app, 1)
-    await store.transition(first, frozenset({"CREATED"}), "STARTING")
+    await force(app, first, state="STARTING")
     await page.goto(f"{app.http_url}/s/{first}")
     await page.wait_for_selector("#live [data-state=STARTING]")
     assert "Waiting for the charger to start." in await page.inner_text("#live")
@@ -429,7 +428,7 @@ async def test_every_session_state_reads_well(browser: Any, app: RunningServer) 
             document.body.addEventListener('htmx:sseClose', () => { window.sseClosed = true; });
         }"""
     )
-    await sessions.fail_start(first, "charger_rejected")
+    await force(app, first, state="START_FAILED", reason="charger_rejected")
     await page.wait_for_selector("#live [data-state=START_FAILED]")
     text = await page.inner_text("#live")
     assert "The charger refused to start." in text and "Your hold has been released." in text
@@ -452,7 +451,8 @@ async def test_every_session_state_reads_well(browser: Any, app: RunningServer) 
     assert await watcher.locator("#start").count() == 0
     assert "This connector is in use" in await watcher.inner_text("#start-action")
     await other.close()
-    await store.update(
+    await force(
+        app,
         second,
         state="STOPPING",
         energy_wh=18_450,
@@ -466,8 +466,7 @@ async def test_every_session_state_reads_well(browser: Any, app: RunningServer) 
     assert await page.inner_text("#energy") == "18.45 kWh"
     assert await page.locator("#live-actions .btn").count() == 0
     await checked_page(page, "driver_state_stopping")
-    await store.update(second, state="NEEDS_REVIEW", reason="silent_charger")
-    await sessions.publish(second)
+    await force(app, second, state="NEEDS_REVIEW", reason="charger_silent")
     await page.wait_for_selector("#live [data-state=NEEDS_REVIEW]")
     assert "you will not pay more than the hold" in await page.inner_text("#live")
     assert await page.is_visible("#receipt-link")

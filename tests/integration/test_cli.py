@@ -148,7 +148,7 @@ def test_a_restarted_single_server_does_not_report_chargers_left_connected_by_a_
         db.execute("UPDATE chargers SET connected = 1")
     code = (
         "import asyncio\n"
-        "from plugpay.app import build_runtime\n"
+        "from plugpay.runtime import build_runtime\n"
         "from plugpay.config import load_settings\n"
         "async def main():\n"
         "    runtime = build_runtime(load_settings())\n"

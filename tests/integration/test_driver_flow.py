@@ -24,10 +24,13 @@ async def test_guest_pays_charges_stops_and_is_billed_exactly(
     sim, task = await running_sim(server, version, power_kw=50.0, meter_interval=0.2)
     phone = Phone(server)
     try:
+        # The capability cookie comes with the connector page, before any start.
+        first = await phone.client.get(f"/c/{charger_id}/1")
+        cookie = first.headers.get("set-cookie", "")
         started = await phone.start(charger_id, 1)
         assert started.status_code == 303
+        assert "plugpay_owner=" not in started.headers.get("set-cookie", "")
         session_id = started.headers["location"].rsplit("/", 1)[-1]
-        cookie = started.headers.get("set-cookie", "")
         assert (
             "plugpay_owner=" in cookie
             and "HttpOnly" in cookie
@@ -56,15 +59,22 @@ async def test_guest_pays_charges_stops_and_is_billed_exactly(
         record = await server.runtime.session_store.get(session_id)
         assert record is not None and record.breakdown is not None
         # The captured amount is the engine's total for the stored readings, within the hold.
-        final, energy, _ = await server.runtime.services.sessions.final_price(record)
+        final, energy, _ = await server.runtime.services.pricing.final_price(record)
         assert record.captured_minor == final.total_due().minor == record.cost_minor
         assert 0 < record.captured_minor <= record.hold_minor
         assert energy == record.energy_wh > 0
-        async with server.runtime.db.connect() as conn:
-            ledger = (await conn.execute(select(t.ledger_entries))).mappings().all()
-        assert [(e["kind"], e["amount_minor"]) for e in ledger] == [
-            ("capture", record.captured_minor)
+        # The ledger: the hold, its capture and the release of the rest, each balanced;
+        # what the driver owes is exactly what was captured, the hold back to zero.
+        journals = await server.runtime.ledger.journals_of_session(session_id)
+        assert [(j.movement, j.amount) for j in journals] == [
+            ("authorised", record.hold_minor),
+            ("captured", record.captured_minor),
+            ("released", record.hold_minor - record.captured_minor),
         ]
+        balance = await server.runtime.ledger.trial_balance()
+        assert sum(balance.values()) == 0
+        assert balance[("EUR", "driver_receivable")] == record.captured_minor
+        assert balance[("EUR", "driver_hold")] == 0
         payment = await server.runtime.payments.get(record.payment_ref or "")
         assert (
             payment.status == "succeeded" and payment.amount_received_minor == record.captured_minor

@@ -72,10 +72,10 @@ async def test_chargers_of_an_instance_gone_without_a_goodbye_are_marked_offline
     import asyncio
     from datetime import UTC, datetime
 
-    from plugpay import app as app_module
+    from plugpay import runtime as runtime_module
     from plugpay.sim.charger import VirtualCharger
 
-    monkeypatch.setattr(app_module, "INSTANCE_SWEEP_SECONDS", 0.1)
+    monkeypatch.setattr(runtime_module, "INSTANCE_SWEEP_SECONDS", 1)
     a = await start_server(make_settings(database_url, redis_url=REDIS_URL))
     sim = None
     try:

@@ -259,21 +259,15 @@ async def test_a_charger_that_drops_during_a_command_fails_it(
 
 
 class CommandingListener:
-    """Sends the charger a command while its StartTransaction is being handled."""
+    """Sends the charger a command while its MeterValues is being handled."""
 
     def __init__(self, service: CommandService, charger_id: str) -> None:
         self.service = service
         self.charger_id = charger_id
         self.answers: list[str] = []
 
-    async def on_started(self, *_: Any) -> None:
-        self.answers.append(await self.service.trigger(self.charger_id, "StatusNotification"))
-
     async def on_readings(self, *_: Any) -> None:
-        pass
-
-    async def on_ended(self, *_: Any) -> None:
-        pass
+        self.answers.append(await self.service.trigger(self.charger_id, "StatusNotification"))
 
 
 async def test_a_handler_gets_the_answer_to_a_command_it_awaits(
@@ -293,9 +287,15 @@ async def test_a_handler_gets_the_answer_to_a_command_it_awaits(
     )
     try:
         start = {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": RETRIEVE}
+        started = await client.call("StartTransaction", start)
+        reading = {
+            "connectorId": 1,
+            "transactionId": started["transactionId"],
+            "meterValue": [{"timestamp": RETRIEVE, "sampledValue": [{"value": "10"}]}],
+        }
         loop = asyncio.get_running_loop()
         began = loop.time()
-        assert "transactionId" in await client.call("StartTransaction", start)
+        assert await client.call("MeterValues", reading) == {}
         assert loop.time() - began < 2
         assert listener.answers == ["Accepted"]
     finally:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,9 +15,8 @@ from conftest import make_settings
 from plugpay.app import create_app
 from plugpay.notify.webpush import WebPushSender, generate_vapid_private_key
 from plugpay.services.ports import PushSubscription
-from plugpay.services.sessions import utcnow
 from plugpay.sim.charger import VirtualCharger
-from support.driver import Phone, demo_site, stop_sim
+from support.driver import Phone, demo_site, eventually, stop_sim
 from support.faults import UnreachableProvider
 from support.push_receiver import FakeBrowser, PushReceiver
 from support.server import RunningServer, start_server
@@ -26,8 +24,10 @@ from support.sessions import (
     charger,
     charging,
     first_attempt_failed,
+    make_job_due,
     meta_csrf,
     record_of,
+    repeat_job,
     run_charger,
     wait_for_state,
 )
@@ -37,12 +37,12 @@ PUBLIC_URL = "http://127.0.0.1:8000"
 
 @pytest.fixture
 def sender() -> WebPushSender:
-    return WebPushSender(generate_vapid_private_key(), "mailto:ops@example.com")
+    return WebPushSender(generate_vapid_private_key(), "mailto:ops@example.com", allow_private=True)
 
 
 @pytest.fixture
 async def push_server(database_url: str, sender: WebPushSender) -> AsyncIterator[RunningServer]:
-    settings = make_settings(database_url, public_url=PUBLIC_URL)
+    settings = make_settings(database_url, public_url=PUBLIC_URL, push_allow_private=True)
     server = await start_server(settings, app=create_app(settings, push=sender))
     yield server
     await server.stop()
@@ -112,14 +112,16 @@ async def test_the_receipt_notification_arrives_once_with_the_total(
     assert amount(record.captured_minor) in message.payload["body"]
     assert message.payload["title"] == "Charging complete"
     assert message.payload["url"] == f"{PUBLIC_URL}/r/{session_id}"
-    assert (await record_of(push_server, session_id)).receipt_pushed_at is not None
+
+    async def marked() -> bool:
+        return (await record_of(push_server, session_id)).receipt_pushed_at is not None
+
+    await eventually(marked)
 
     # Whatever else goes over the settled session again, the driver is told once.
-    settlement = push_server.runtime.services.settlement
     assert record.transaction_pk is not None
-    await settlement.on_transaction_ended(record.transaction_pk)
-    await settlement.run_due_jobs(utcnow() + timedelta(days=1))
-    await settlement.send_receipt(session_id)
+    await repeat_job(push_server, f"tx_ended:{record.transaction_pk}")
+    await repeat_job(push_server, f"capture:{session_id}")
     await asyncio.sleep(0.5)
     assert len(receiver.messages) == 1
 
@@ -134,16 +136,13 @@ async def test_a_receipt_whose_capture_was_retried_is_pushed_once(
     session_id = await charging(push_server, phone)
     browser = FakeBrowser(application_server_key=sender.public_key)
     assert await allow_notifications(phone, session_id, receiver.subscribe(browser)) == 204
-    sessions = push_server.runtime.services.sessions
-    sessions.payments = UnreachableProvider(sessions.payments, failures=1)
+    push_server.runtime.use_payments(UnreachableProvider(push_server.runtime.payments, failures=1))
 
     await phone.stop(session_id)
     await wait_for_state(push_server, session_id, "STOPPED")
     await first_attempt_failed(push_server, session_id)
     assert receiver.messages == []  # nothing is paid yet, so nothing is announced
-    settlement = push_server.runtime.services.settlement
-    for _ in range(2):  # two instances' timers, say
-        await settlement.run_due_jobs(utcnow() + timedelta(minutes=5))
+    await make_job_due(push_server, session_id)
     record = await wait_for_state(push_server, session_id, "SETTLED")
     [message] = await receiver.wait_for(1)
     assert amount(record.captured_minor or 0) in message.payload["body"]

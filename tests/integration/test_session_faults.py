@@ -16,11 +16,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from conftest import make_settings
 from plugpay.services.ports import ConnectorTaken
-from plugpay.services.sessions import snapshot, utcnow
+from plugpay.services.session_moves import utcnow
+from plugpay.services.snapshots import snapshot
 from plugpay.sim.charger import VirtualCharger
 from plugpay.sim.state import iso
 from plugpay.store import tables as t
@@ -38,10 +39,12 @@ from support.sessions import (
     charging,
     first_attempt_failed,
     ledger,
+    make_job_due,
     payment_intents,
     payment_job,
     price_up_to,
     record_of,
+    repeat_job,
     run_charger,
     sent_to_charger,
     session_id_of,
@@ -49,6 +52,7 @@ from support.sessions import (
 )
 
 STOP_ACTION = {"1.6": "RemoteStopTransaction", "2.0.1": "RequestStopTransaction"}
+START_ACTION = {"1.6": "RemoteStartTransaction", "2.0.1": "RequestStartTransaction"}
 StartServer = Callable[..., Awaitable[RunningServer]]
 Chargers = Callable[[RunningServer, VirtualCharger], Awaitable[None]]
 Phones = Callable[[RunningServer], Phone]
@@ -107,17 +111,6 @@ async def released(server: RunningServer, session_id: str) -> None:
         return await payment_status(server, session_id) == "canceled"
 
     await eventually(canceled, timeout=5)
-
-
-async def make_job_due(server: RunningServer, session_id: str, **values: Any) -> None:
-    """Let time pass for the payment queue: the session's job is due now."""
-    j = t.payment_jobs
-    async with server.runtime.db.begin() as conn:
-        await conn.execute(
-            update(j)
-            .where(j.c.session_id == session_id)
-            .values(next_attempt_at=utcnow() - timedelta(seconds=1), **values)
-        )
 
 
 async def provider_requests(server: RunningServer, payment_ref: str) -> list[str]:
@@ -206,10 +199,10 @@ async def test_a_charger_that_rejects_the_start_releases_the_hold_and_says_so(
     assert snapshot(record)["state"] == "START_FAILED"
 
 
-async def test_a_charger_offline_at_start_fails_at_once(
+async def test_a_charger_still_offline_when_the_start_timeout_ends_fails_and_releases_the_hold(
     servers: StartServer, phone_factory: Phones
 ) -> None:
-    server = await servers(start_timeout=60.0)
+    server = await servers(start_timeout=2.0)
     await demo_site(server)
     sim = charger(server, meter_interval=0.2)
     task = await run_charger(server, sim)
@@ -225,12 +218,40 @@ async def test_a_charger_offline_at_start_fails_at_once(
     began = time.monotonic()
     paid = await phone.pay(session_id)
     assert paid.headers["location"] == f"/s/{session_id}"
-    record = await wait_for_state(server, session_id, "START_FAILED", timeout=2)
-    assert time.monotonic() - began < 2
+    # It waits for the charger (a restart, a blip) within the start timeout, no longer.
+    await wait_for_state(server, session_id, "STARTING", timeout=2)
+    record = await wait_for_state(server, session_id, "START_FAILED", timeout=5)
+    assert 2 <= time.monotonic() - began < 5
     assert record.reason == "charger_offline"
     await released(server, session_id)
     page = await phone.client.get(f"/s/{session_id}")
     assert "The charger is offline." in page.text
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_charger_back_within_the_start_timeout_gets_the_start_at_once(
+    servers: StartServer, chargers: Chargers, phone_factory: Phones, version: str
+) -> None:
+    server = await servers(start_timeout=30.0)
+    await demo_site(server)
+    sim = charger(server, version, meter_interval=0.2)
+    await chargers(server, sim)
+    phone = phone_factory(server)
+    session_id = session_id_of(await phone.start("CP-1", 1))
+    url = await cut_off(sim)
+
+    async def gone() -> bool:
+        return server.runtime.registry.get("CP-1") is None
+
+    await eventually(gone)
+    await phone.pay(session_id)
+    await wait_for_state(server, session_id, "STARTING", timeout=2)
+    await asyncio.sleep(1.5)  # a few tries find no charger
+    assert sim.connectors[1].transaction is None
+    reconnect(sim, url)
+    record = await wait_for_state(server, session_id, "CHARGING", timeout=8)
+    assert record.transaction_pk is not None and record.reason is None
+    assert len(await sent_to_charger(server, "CP-1", START_ACTION[version])) == 1
 
 
 # -- the charger away mid-charge ----------------------------------------------------
@@ -246,8 +267,8 @@ async def test_a_charger_offline_mid_charge_replays_its_queue_and_is_billed_once
     await chargers(server, sim)
     phone = phone_factory(server)
     session_id = await charging(server, phone)
-    unreachable = UnreachableProvider(server.runtime.services.sessions.payments)
-    server.runtime.services.sessions.payments = unreachable
+    unreachable = UnreachableProvider(server.runtime.payments)
+    server.runtime.use_payments(unreachable)
 
     cut_at = utcnow()
     url = await cut_off(sim)
@@ -276,8 +297,8 @@ async def test_a_charger_offline_mid_charge_replays_its_queue_and_is_billed_once
     assert record.captured_minor == record.cost_minor == final.total_due().minor > 0
 
     # Exactly once: one capture call, one ledger entry, and a repeated end changes nothing.
-    await server.runtime.services.settlement.on_transaction_ended(record.transaction_pk)
-    await server.runtime.services.settlement.run_due_jobs(utcnow() + timedelta(days=1))
+    await repeat_job(server, f"tx_ended:{record.transaction_pk}")
+    await repeat_job(server, f"capture:{session_id}")
     assert [c[0] for c in unreachable.calls] == ["capture"]
     assert await ledger(server, session_id) == [("capture", record.captured_minor)]
     assert await provider_requests(server, record.payment_ref or "") == [f"{session_id}:capture"]
@@ -324,16 +345,14 @@ async def test_a_stop_stamped_with_the_last_samples_time_is_billed_to_its_meter_
 async def test_a_silent_charger_is_settled_from_its_last_reading_and_reconciled_later(
     servers: StartServer, chargers: Chargers, phone_factory: Phones
 ) -> None:
-    server = await servers()
+    server = await servers(silent_timeout=1.0)
     await demo_site(server)
     sim = charger(server, meter_interval=0.2, power_kw=350.0)
     await chargers(server, sim)
     phone = phone_factory(server)
     session_id = await charging(server, phone)
-    services = server.runtime.services
-    services.sessions.settings.silent_timeout = 1.0
-    unreachable = UnreachableProvider(services.sessions.payments)
-    services.sessions.payments = unreachable
+    unreachable = UnreachableProvider(server.runtime.payments)
+    server.runtime.use_payments(unreachable)
 
     url = await cut_off(sim)
     record = await wait_for_state(server, session_id, "SETTLED", timeout=8)
@@ -351,13 +370,14 @@ async def test_a_silent_charger_is_settled_from_its_last_reading_and_reconciled_
 
     async def reconciled() -> bool:
         current = await record_of(server, session_id)
-        return sim.queued == 0 and (current.reason or "").startswith("charger_silent; ")
+        return sim.queued == 0 and current.reason_detail is not None
 
     await eventually(reconciled, timeout=8)
     record = await record_of(server, session_id)
     late = (await price_up_to(server, record)).total_due().minor
     assert late > settled
-    assert record.reason == f"charger_silent; late stop priced {late}, settled {settled}"
+    assert record.reason == "charger_silent"
+    assert record.reason_detail == f"late stop priced {late}, settled {settled}"
     assert record.state == "SETTLED" and record.captured_minor == settled
     assert [c[0] for c in unreachable.calls] == ["capture"]
     assert await ledger(server, session_id) == [("capture", settled)]
@@ -377,8 +397,8 @@ async def test_a_capture_is_retried_from_the_queue_with_the_same_key_until_it_su
     await chargers(server, sim)
     phone = phone_factory(server)
     session_id = await charging(server, phone)
-    unreachable = UnreachableProvider(server.runtime.services.sessions.payments, failures=2)
-    server.runtime.services.sessions.payments = unreachable
+    unreachable = UnreachableProvider(server.runtime.payments, failures=2)
+    server.runtime.use_payments(unreachable)
 
     await phone.stop(session_id)
     record = await wait_for_state(server, session_id, "STOPPED")
@@ -428,8 +448,8 @@ async def test_a_capture_still_failing_when_the_hold_is_about_to_expire_needs_re
     await chargers(server, sim)
     phone = phone_factory(server)
     session_id = await charging(server, phone)
-    unreachable = UnreachableProvider(server.runtime.services.sessions.payments, failures=1000)
-    server.runtime.services.sessions.payments = unreachable
+    unreachable = UnreachableProvider(server.runtime.payments, failures=1000)
+    server.runtime.use_payments(unreachable)
 
     await phone.stop(session_id)
     await wait_for_state(server, session_id, "STOPPED")
@@ -459,9 +479,7 @@ async def test_a_restarted_server_finishes_a_pending_capture(
     await chargers(first, sim)
     phone = phone_factory(first)
     session_id = await charging(first, phone)
-    first.runtime.services.sessions.payments = UnreachableProvider(
-        first.runtime.services.sessions.payments, failures=1000
-    )
+    first.runtime.use_payments(UnreachableProvider(first.runtime.payments, failures=1000))
     await phone.stop(session_id)
     record = await wait_for_state(first, session_id, "STOPPED")
     await first_attempt_failed(first, session_id)
@@ -560,8 +578,7 @@ async def test_the_database_refuses_a_second_active_session_on_a_connector(
     server: RunningServer,
 ) -> None:
     await demo_site(server)
-    place = await server.runtime.services.sessions.connector("CP-1", 1)
-    store = server.runtime.session_store
+    place = await server.runtime.services.reservations.connector("CP-1", 1)
 
     def session(n: int) -> dict[str, Any]:
         return {
@@ -578,15 +595,17 @@ async def test_the_database_refuses_a_second_active_session_on_a_connector(
             "payment_provider": "demo",
         }
 
+    async def create(values: dict[str, Any]) -> None:
+        async with server.runtime.services.reservations.uow() as uow:
+            await uow.sessions.create(values)
+
     # Straight at the store, past any check in Python: only the database decides.
-    outcomes = await asyncio.gather(
-        *(store.create(session(n)) for n in range(6)), return_exceptions=True
-    )
+    outcomes = await asyncio.gather(*(create(session(n)) for n in range(6)), return_exceptions=True)
     assert sum(o is None for o in outcomes) == 1
     assert all(isinstance(o, ConnectorTaken) for o in outcomes if o is not None), outcomes
     # Another connector of the same charger is not affected.
     other = session(7) | {"connector_id": 2}
-    await store.create(other)
+    await create(other)
 
 
 # -- the hold ---------------------------------------------------------------------
@@ -670,7 +689,7 @@ async def test_a_stop_asked_while_the_charger_was_offline_is_asked_again_when_it
     await chargers(server, sim)
     phone = phone_factory(server)
     session_id = await charging(server, phone)
-    server.runtime.services.sessions.settings.stop_retry = 0.5
+    server.runtime.services.charging.timeouts.stop_retry = timedelta(seconds=0.5)
 
     page = await phone.client.get(f"/s/{session_id}")
     url = await cut_off(sim)
@@ -690,5 +709,5 @@ async def test_a_stop_asked_while_the_charger_was_offline_is_asked_again_when_it
     reconnect(sim, url)
     record = await wait_for_state(server, session_id, "SETTLED", timeout=8)
     assert record.reason == "driver"
-    assert len(await sent_to_charger(server, "CP-1", STOP_ACTION[version])) == 1
+    assert len(await sent_to_charger(server, "CP-1", STOP_ACTION[version])) >= 1
     assert sim.connectors[1].transaction is None

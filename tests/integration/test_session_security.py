@@ -53,7 +53,14 @@ async def everything_about(server: RunningServer, session_id: str) -> dict[str, 
     """Every row that says anything about the session, to compare before and after."""
     async with server.runtime.db.connect() as conn:
         rows: dict[str, Any] = {}
-        for table in (t.charging_sessions, t.push_subscriptions, t.payment_jobs, t.ledger_entries):
+        for table in (
+            t.charging_sessions,
+            t.push_subscriptions,
+            t.jobs,
+            t.payments,
+            t.ledger_entries,
+            t.refunds,
+        ):
             column = table.c.id if table is t.charging_sessions else table.c.session_id
             rows[table.name] = [
                 dict(r)
@@ -81,6 +88,7 @@ async def attempts_on(client: httpx.AsyncClient, session_id: str, csrf: str) -> 
         "POST /pay/demo/authenticate": client.post(
             f"/pay/{session_id}/demo/authenticate", data=form | {"ok": "1"}
         ),
+        "POST /pay/cancel": client.post(f"/pay/{session_id}/cancel", data=form),
     }
     statuses = {}
     for name, request in requests.items():
@@ -90,7 +98,7 @@ async def attempts_on(client: httpx.AsyncClient, session_id: str, csrf: str) -> 
 
 async def a_csrf_token(phone: Phone) -> str:
     """A valid CSRF token of this phone's own (from a page any visitor may open)."""
-    return meta_csrf((await phone.client.get("/c/CP-1/2")).text)
+    return meta_csrf((await phone.client.get("/")).text)
 
 
 async def test_someone_elses_session_is_not_found_on_any_endpoint_and_nothing_changes(
@@ -112,14 +120,16 @@ async def test_someone_elses_session_is_not_found_on_any_endpoint_and_nothing_ch
     await owner.pay(session_id)
     await wait_for_state(server, session_id, "CHARGING")
     for intruder in (stranger.client, httpx.AsyncClient(base_url=server.http_url)):
-        token = meta_csrf((await intruder.get("/c/CP-1/2")).text)
+        token = meta_csrf((await intruder.get("/")).text)
         before = await everything_about(server, session_id)
         before_state = before["charging_sessions"][0]["state"]
         statuses = await attempts_on(intruder, session_id, token)
         assert set(statuses.values()) == {404}, statuses
         after = await everything_about(server, session_id)
         assert after["charging_sessions"][0]["state"] == before_state == "CHARGING"
-        assert after["push_subscriptions"] == [] and after["payment_jobs"] == []
+        assert after["push_subscriptions"] == []
+        for table in ("jobs", "payments", "ledger_entries", "refunds"):
+            assert after[table] == before[table], table
         if intruder is not stranger.client:
             await intruder.aclose()
 

@@ -22,11 +22,12 @@ import stripe
 
 from plugpay.payments.stripe_gateway import StripeGateway
 from plugpay.services.ports import HoldRequest
-from plugpay.services.sessions import utcnow
+from plugpay.services.session_moves import utcnow
 from plugpay.sim.charger import VirtualCharger
 from support.driver import Phone, demo_site, eventually, running_sim, stop_sim
 from support.localstripe import RecordingProxy
 from support.server import RunningServer
+from support.sessions import force
 from support.stripe_app import (
     CARD_DECLINED_ON_CHARGE,
     CARD_NEEDS_3DS,
@@ -159,7 +160,7 @@ async def test_driver_pays_by_card_charges_and_exactly_the_final_price_is_captur
 
     record = await server.runtime.session_store.get(session_id)
     assert record is not None
-    final, _, _ = await server.runtime.services.sessions.final_price(record)
+    final, _, _ = await server.runtime.services.pricing.final_price(record)
     assert record.captured_minor == final.total_due().minor == record.cost_minor
     assert 0 < record.captured_minor < record.hold_minor
     assert (record.card_brand, record.card_last4) == ("visa", "4242")
@@ -296,19 +297,23 @@ async def test_declined_card_is_told_in_plain_words_and_the_connector_is_freed_o
         assert all(c.transaction is None for c in charger.connectors.values())
 
         # Connector 1 stays reserved for this driver while they may pay ...
-        sessions = stripe_server.runtime.services.sessions
-        assert (await sessions.connector("CP-1", 1)).availability == "occupied"
+        reservations = stripe_server.runtime.services.reservations
+        assert (await reservations.connector("CP-1", 1)).availability == "occupied"
 
         # ... until the reservation runs out: the session is canceled, the hold released.
         before = len(stripe_proxy.requests)
-        settlement = stripe_server.runtime.services.settlement
-        await settlement.tick(utcnow() + timedelta(hours=1))
+        an_hour_ago = utcnow() - timedelta(hours=1)
+        await force(stripe_server, session_id, created_at=an_hour_ago, deadline_at=an_hour_ago)
+
+        async def canceled() -> bool:
+            return (await browser.intent(ref)).status == "canceled"
+
+        await eventually(canceled)
         assert await state_of(stripe_server, session_id) == "CANCELED"
-        assert (await browser.intent(ref)).status == "canceled"
         assert StripeCall(
             "POST", f"/v1/payment_intents/{ref}/cancel", f"{session_id}:release"
         ) in calls_of(stripe_proxy, before)
-        assert (await sessions.connector("CP-1", 1)).availability == "available"
+        assert (await reservations.connector("CP-1", 1)).availability == "available"
         freed = await next_driver.start("CP-1", 1)
         assert freed.headers["location"].startswith("/pay/")
     finally:
@@ -343,7 +348,7 @@ async def test_session_that_ends_at_zero_energy_releases_the_hold_instead_of_cap
         assert (await browser.intent(ref)).status == "canceled"
         calls = calls_of(stripe_proxy, before)
         intent_path = f"/v1/payment_intents/{ref}"
-        assert calls[-1] == StripeCall("POST", f"{intent_path}/cancel", f"{session_id}:cancel")
+        assert calls[-1] == StripeCall("POST", f"{intent_path}/cancel", f"{session_id}:release")
         assert not [c for c in calls if c.path.endswith("/capture")]
     finally:
         await phone.close()

@@ -18,14 +18,16 @@ from typing import Any
 import httpx
 import pytest
 import stripe
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from plugpay.services.session_moves import utcnow
 from plugpay.sim.charger import VirtualCharger
 from plugpay.store import tables as t
 from support import stripe_events
 from support.driver import Phone, demo_site, eventually, running_sim, stop_sim
 from support.localstripe import RecordingProxy, register_webhook, silence_webhook
 from support.server import RunningServer
+from support.sessions import force
 from support.stripe_app import (
     CARD_DECLINED_ON_CHARGE,
     WEBHOOK_SECRET,
@@ -134,9 +136,9 @@ async def test_signed_capturable_event_starts_the_charge_when_the_browser_never_
     )
     response = await deliver(stripe_client, body, signature)
 
+    # Kept first (whole body, by id), acted on from the job queue.
     assert response.status_code == 200
-    assert response.json() == {"status": "processed"}
-    assert await state_of(stripe_server, session_id) in ("STARTING", "CHARGING")
+    assert response.json() == {"status": "stored"}
     await eventually(lambda: charging(stripe_server, session_id))
     # The PaymentIntent was read from Stripe, not taken from the event.
     assert calls_of(stripe_proxy, before) == [StripeCall("GET", f"/v1/payment_intents/{ref}", None)]
@@ -144,7 +146,8 @@ async def test_signed_capturable_event_starts_the_charge_when_the_browser_never_
     event_id = json.loads(body)["id"]
     assert (event["id"], event["provider"], event["payment_ref"]) == (event_id, "stripe", ref)
     assert event["type"] == "payment_intent.amount_capturable_updated"
-    assert event["processed_at"] is not None
+    assert json.loads(event["body"]) == json.loads(body)
+    assert event["processed_at"] is not None and event["outcome"] == "confirmed"
 
 
 async def test_event_for_a_hold_of_another_amount_starts_nothing(
@@ -159,7 +162,7 @@ async def test_event_for_a_hold_of_another_amount_starts_nothing(
     # The session asks for a larger hold than the intent was paid for; the event
     # claims the session's amount. (localstripe keeps an updated amount as text,
     # so the session is changed rather than the intent.)
-    await stripe_server.runtime.session_store.update(session_id, hold_minor=hold * 2)
+    await force(stripe_server, session_id, hold_minor=hold * 2)
 
     body, signature = stripe_events.signed_event(
         "payment_intent.amount_capturable_updated", capturable(ref, hold * 2), WEBHOOK_SECRET
@@ -241,7 +244,7 @@ async def test_replayed_event_is_acknowledged_and_changes_nothing(
     body, signature = stripe_events.signed_event(
         "payment_intent.amount_capturable_updated", capturable(ref, hold), WEBHOOK_SECRET
     )
-    assert (await deliver(stripe_client, body, signature)).json() == {"status": "processed"}
+    assert (await deliver(stripe_client, body, signature)).json() == {"status": "stored"}
     await eventually(lambda: charging(stripe_server, session_id))
     record = await stripe_server.runtime.session_store.get(session_id)
     assert record is not None
@@ -275,7 +278,7 @@ async def test_canceled_event_arriving_first_cannot_stop_a_hold_that_is_good(
         stripe_client,
         *stripe_events.signed_event("payment_intent.canceled", canceled, WEBHOOK_SECRET),
     )
-    assert (first.status_code, first.json()) == (200, {"status": "processed"})
+    assert (first.status_code, first.json()) == (200, {"status": "stored"})
     await eventually(lambda: charging(stripe_server, session_id))
 
     late = await deliver(
@@ -332,7 +335,7 @@ async def test_hold_canceled_at_stripe_under_a_running_charge_stops_it_for_revie
 
 
 # -- Stripe out of reach ------------------------------------------------------------
-async def test_event_that_cannot_be_checked_with_stripe_asks_to_be_sent_again(
+async def test_event_that_cannot_be_checked_with_stripe_is_kept_and_acted_on_once_it_can(
     stripe_server: RunningServer,
     stripe_proxy: FlakyProxy,
     browser: StripeBrowser,
@@ -349,32 +352,40 @@ async def test_event_that_cannot_be_checked_with_stripe_asks_to_be_sent_again(
 
     response = await deliver(stripe_client, body, signature)
 
-    assert response.status_code == 503  # Stripe delivers it again later
+    # Stripe need not send it again: the event is kept and its job tries again.
+    assert (response.status_code, response.json()) == (200, {"status": "stored"})
+    (job,) = await jobs_of(stripe_server, "webhook.process")
+
+    async def tried() -> bool:
+        (job,) = await jobs_of(stripe_server, "webhook.process")
+        return job["last_error"] is not None and "unreachable" in job["last_error"]
+
+    await eventually(tried)
     assert await state_of(stripe_server, session_id) == "CREATED"
     assert transactions_on(charger) == 0
+    (event,) = await stored_events(stripe_server)
+    assert event["processed_at"] is None
 
-
-async def test_event_sent_again_after_stripe_was_unreachable_starts_the_charge(
-    stripe_server: RunningServer,
-    stripe_proxy: FlakyProxy,
-    browser: StripeBrowser,
-    charger: VirtualCharger,
-    phone: Phone,
-    stripe_client: httpx.AsyncClient,
-) -> None:
-    session_id, ref, hold = await open_session(stripe_server, phone)
-    await browser.confirm(ref)
-    body, signature = stripe_events.signed_event(
-        "payment_intent.amount_capturable_updated", capturable(ref, hold), WEBHOOK_SECRET
-    )
-    stripe_proxy.down = True
-    assert (await deliver(stripe_client, body, signature)).status_code == 503
     stripe_proxy.down = False
-
-    retried = await deliver(stripe_client, body, signature)
-
-    assert (retried.status_code, retried.json()) == (200, {"status": "processed"})
+    await make_due(stripe_server, job["id"])
     await eventually(lambda: charging(stripe_server, session_id))
+    (event,) = await stored_events(stripe_server)
+    assert event["processed_at"] is not None
+    # And Stripe sending it again later changes nothing.
+    again = await deliver(stripe_client, body, signature)
+    assert (again.status_code, again.json()) == (200, {"status": "replay"})
+
+
+async def jobs_of(server: RunningServer, kind: str) -> list[dict[str, Any]]:
+    async with server.runtime.db.connect() as conn:
+        rows = (await conn.execute(select(t.jobs).where(t.jobs.c.kind == kind))).mappings()
+        return [dict(r) for r in rows]
+
+
+async def make_due(server: RunningServer, job_id: int) -> None:
+    async with server.runtime.db.begin() as conn:
+        await conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(run_at=utcnow()))
+    server.runtime.services.worker.wake()
 
 
 # -- localstripe's own delivery -----------------------------------------------------

@@ -38,7 +38,7 @@ def private_key() -> str:
 
 @pytest.fixture
 def sender(private_key: str) -> WebPushSender:
-    return WebPushSender(private_key, SUBJECT)
+    return WebPushSender(private_key, SUBJECT, allow_private=True)
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ async def test_unreachable_endpoint_fails(
 
 
 async def test_slow_push_service_times_out(private_key: str) -> None:
-    sender = WebPushSender(private_key, SUBJECT, timeout=0.3)
+    sender = WebPushSender(private_key, SUBJECT, timeout=0.3, allow_private=True)
     async with PushReceiver(delay=2.0) as receiver:
         _, subscription = subscribe(receiver, sender)
         started = time.monotonic()
@@ -141,7 +141,7 @@ async def test_wrong_vapid_key_is_refused_by_the_push_service(
     sender: WebPushSender, receiver: PushReceiver
 ) -> None:
     _, subscription = subscribe(receiver, sender)
-    other = WebPushSender(generate_vapid_private_key(), SUBJECT)
+    other = WebPushSender(generate_vapid_private_key(), SUBJECT, allow_private=True)
     assert await other.send(subscription, {"title": "x"}) == "failed"
     assert receiver.messages[0].status == 403
 

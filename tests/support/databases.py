@@ -28,11 +28,14 @@ class SqliteDatabases:
 
 
 class PostgresDatabases:
-    """One database per test run (created, migrated, dropped); tables emptied per test."""
+    """One database per test run, and so per xdist worker (created, migrated, dropped);
+    tables emptied per test. The name carries the worker id and a random part."""
 
     def __init__(self, url: str) -> None:
         base, _, _ = url.rpartition("/")
-        self.name = f"plugpay_test_{uuid.uuid4().hex[:10]}"
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+        tag = f"{worker}_" if worker.isalnum() else ""
+        self.name = f"plugpay_test_{tag}{uuid.uuid4().hex[:10]}"
         self.url = f"{base}/{self.name}"
         self._run_admin(f'CREATE DATABASE "{self.name}"')
         upgrade(self.url)

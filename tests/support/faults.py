@@ -13,6 +13,7 @@ from plugpay.services.ports import (
     PaymentGateway,
     PaymentState,
     PaymentUnavailable,
+    RefundState,
     WebhookEvent,
 )
 from plugpay.sim.charger import VirtualCharger
@@ -61,6 +62,22 @@ class UnreachableProvider:
 
     def parse_webhook(self, payload: bytes, signature_header: str | None) -> WebhookEvent:
         return self.real.parse_webhook(payload, signature_header)
+
+    async def client_secret(self, ref: str) -> str | None:
+        return await self.real.client_secret(ref)
+
+    async def refund(
+        self, ref: str, amount_minor: int, idempotency_key: str, reason: str | None = None
+    ) -> RefundState:
+        self.calls.append(("refund", ref, amount_minor, idempotency_key))
+        self._fail()
+        return await self.real.refund(ref, amount_minor, idempotency_key, reason)
+
+    def __getattr__(self, name: str) -> Any:
+        # Saved cards, customers and reads go straight to the real provider.
+        if name == "real":
+            raise AttributeError(name)
+        return getattr(self.real, name)
 
 
 class HesitantCharger(VirtualCharger):

@@ -18,7 +18,7 @@ import websockets
 from sqlalchemy import Table, func, select
 from websockets.asyncio.client import ClientConnection
 
-from plugpay.app import Runtime
+from plugpay.runtime import Runtime
 from plugpay.store import tables as t
 
 SUBPROTOCOL = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}

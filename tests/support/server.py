@@ -9,9 +9,9 @@ from typing import Any
 
 import uvicorn
 
-from plugpay.app import Runtime
 from plugpay.cli.serve import uvicorn_config
 from plugpay.config import Settings
+from plugpay.runtime import Runtime
 
 
 def free_port() -> int:

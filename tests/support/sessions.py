@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from plugpay.domain.tariff import PriceBreakdown, Sample, price_session
+from plugpay.services.live_pricing import to_sample
 from plugpay.services.ports import LoggedMessage, SessionRecord
-from plugpay.services.sessions import to_sample
+from plugpay.services.snapshots import publish
 from plugpay.sim.charger import VirtualCharger
 from plugpay.store import tables as t
 from plugpay.store.chargers import aware
@@ -79,19 +80,86 @@ async def charging(
 
 
 async def ledger(server: RunningServer, session_id: str) -> list[tuple[str, int]]:
-    e = t.ledger_entries
-    async with server.runtime.db.connect() as conn:
-        rows = (await conn.execute(select(e).where(e.c.session_id == session_id))).mappings()
-        return [(r["kind"], r["amount_minor"]) for r in rows]
+    """The money the session's payment moved: its captures and refunds (the hold's own
+    journals, authorised and released, are left out). Every journal must balance."""
+    journals = await server.runtime.ledger.journals_of_session(session_id)
+    for journal in journals:
+        assert sum(amount for _, amount in journal.lines) == 0, journal
+    names = {"captured": "capture", "refunded": "refund"}
+    return [(names[j.movement], j.amount) for j in journals if j.movement in names]
 
 
 async def payment_job(server: RunningServer, session_id: str) -> dict[str, Any] | None:
-    j = t.payment_jobs
+    """The session's capture (or release) job, as a row of the job table."""
+    j = t.jobs
     async with server.runtime.db.connect() as conn:
-        row = (await conn.execute(select(j).where(j.c.session_id == session_id))).mappings().first()
+        row = (
+            (
+                await conn.execute(
+                    select(j).where(
+                        j.c.session_id == session_id,
+                        j.c.kind.in_(("payment.capture", "payment.release")),
+                    )
+                )
+            )
+            .mappings()
+            .first()
+        )
     if row is None:
         return None
-    return {k: aware(v) if isinstance(v, datetime) else v for k, v in row.items()}
+    job = {k: aware(v) if isinstance(v, datetime) else v for k, v in row.items()}
+    job["kind"] = "capture" if row["kind"] == "payment.capture" else "cancel"
+    job["amount_minor"] = row["payload"].get("amount_minor", 0)
+    job["next_attempt_at"] = job["run_at"]
+    return job
+
+
+async def make_job_due(server: RunningServer, session_id: str, **values: Any) -> None:
+    """Let time pass for the payment queue: the session's job is due now."""
+    j = t.jobs
+    async with server.runtime.db.begin() as conn:
+        await conn.execute(
+            update(j)
+            .where(
+                j.c.session_id == session_id,
+                j.c.kind.in_(("payment.capture", "payment.release")),
+            )
+            .values(run_at=datetime.now(UTC) - timedelta(seconds=1), **values)
+        )
+    server.runtime.services.worker.wake()
+
+
+async def force(server: RunningServer, session_id: str, **values: Any) -> SessionRecord:
+    """Put a session into a state by hand (pages are tested in states that take a
+    charger minutes to reach), and tell its live page, as a change would."""
+    s = t.charging_sessions
+    async with server.runtime.db.begin() as conn:
+        await conn.execute(
+            update(s).where(s.c.id == session_id).values(version=s.c.version + 1, **values)
+        )
+    record = await record_of(server, session_id)
+    await publish(server.runtime.live, record)
+    return record
+
+
+async def repeat_job(server: RunningServer, key: str) -> None:
+    """Run the job with ``key`` once more, as if what it carries had come again."""
+    j = t.jobs
+    async with server.runtime.db.begin() as conn:
+        result = await conn.execute(
+            update(j)
+            .where(j.c.key == key)
+            .values(state="pending", run_at=datetime.now(UTC), done_at=None)
+        )
+    assert result.rowcount == 1, f"no job {key}"
+    server.runtime.services.worker.wake()
+
+    async def done() -> bool:
+        async with server.runtime.db.connect() as conn:
+            state = await conn.scalar(select(j.c.state).where(j.c.key == key))
+        return state == "done"
+
+    await eventually(done, timeout=5)
 
 
 async def first_attempt_failed(server: RunningServer, session_id: str) -> None:
@@ -99,7 +167,7 @@ async def first_attempt_failed(server: RunningServer, session_id: str) -> None:
 
     async def failed() -> bool:
         job = await payment_job(server, session_id)
-        return job is not None and job["attempts"] >= 1
+        return job is not None and job["last_error"] is not None
 
     await eventually(failed, timeout=5)
 

@@ -85,3 +85,96 @@ def signed_event(
     """(raw body, Stripe-Signature header) of an event about ``obj``."""
     body = event_body(event_type, obj, event_id=event_id, created=signed_at)
     return body, sign(body, secret, signed_at)
+
+
+# -- objects of the events that refunds, disputes and saved cards bring -----------------
+def refund_object(
+    intent_id: str,
+    amount: int,
+    *,
+    status: str = "succeeded",
+    charge_id: str = "ch_1",
+    currency: str = "eur",
+    refund_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": refund_id or f"re_{secrets.token_hex(8)}",
+        "object": "refund",
+        "amount": amount,
+        "charge": charge_id,
+        "currency": currency,
+        "payment_intent": intent_id,
+        "reason": None,
+        "status": status,
+        "metadata": {},
+    }
+
+
+def refunded_charge_object(
+    intent_id: str,
+    captured: int,
+    refunds: list[dict[str, Any]],
+    *,
+    currency: str = "eur",
+    listed: bool = True,
+) -> dict[str, Any]:
+    """A captured charge with ``refunds``; ``listed=False`` leaves the refund list
+    out, as Stripe does since API version 2022-11-15."""
+    charge = {
+        "id": f"ch_{secrets.token_hex(8)}",
+        "object": "charge",
+        "amount": captured,
+        "amount_captured": captured,
+        "amount_refunded": sum(r["amount"] for r in refunds),
+        "captured": True,
+        "refunded": sum(r["amount"] for r in refunds) >= captured,
+        "currency": currency,
+        "payment_intent": intent_id,
+        "status": "succeeded",
+    }
+    if listed:
+        charge["refunds"] = {"object": "list", "data": refunds, "has_more": False}
+    return charge
+
+
+def dispute_object(
+    intent_id: str,
+    amount: int,
+    *,
+    status: str = "needs_response",
+    reason: str = "fraudulent",
+    currency: str = "eur",
+    dispute_id: str = "dp_1",
+) -> dict[str, Any]:
+    return {
+        "id": dispute_id,
+        "object": "dispute",
+        "amount": amount,
+        "charge": "ch_1",
+        "currency": currency,
+        "payment_intent": intent_id,
+        "reason": reason,
+        "status": status,
+    }
+
+
+def canceled_intent_object(intent_id: str, amount: int, reason: str) -> dict[str, Any]:
+    """A hold canceled by Stripe or in the Dashboard: ``reason`` is its
+    ``cancellation_reason`` ("automatic" for a hold that expired uncaptured)."""
+    return {
+        **payment_intent_object(intent_id, "canceled", amount),
+        "cancellation_reason": reason,
+    }
+
+
+def setup_intent_object(
+    setup_id: str, status: str, *, customer: str = "cus_1", payment_method: str | None = None
+) -> dict[str, Any]:
+    return {
+        "id": setup_id,
+        "object": "setup_intent",
+        "customer": customer,
+        "payment_method": payment_method,
+        "status": status,
+        "usage": "off_session",
+    }

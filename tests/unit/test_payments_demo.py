@@ -18,6 +18,7 @@ from plugpay.services.ports import (
     PaymentDeclined,
     PaymentGateway,
     PaymentState,
+    PaymentUnavailable,
 )
 from support import stripe_events
 
@@ -94,10 +95,11 @@ async def test_the_same_hold_key_gives_the_same_hold(gateway: DemoGateway) -> No
     assert await gateway.create_hold(hold_request()) == first
 
 
-async def test_a_hold_key_reused_for_another_hold_is_refused(gateway: DemoGateway) -> None:
+async def test_a_hold_key_reused_for_another_hold_is_a_retry_later(gateway: DemoGateway) -> None:
+    # Stripe's idempotency error: nothing about the card, so never a decline.
     await gateway.create_hold(hold_request(amount=5000, key="k"))
 
-    with pytest.raises(PaymentDeclined):
+    with pytest.raises(PaymentUnavailable):
         await gateway.create_hold(hold_request(amount=6000, key="k"))
 
 
@@ -233,21 +235,33 @@ async def test_concurrent_captures_with_the_same_key_capture_once(gateway: DemoG
     assert first.amount_received_minor == 1234
 
 
-async def test_same_capture_key_with_another_amount_is_refused(gateway: DemoGateway) -> None:
+async def test_same_capture_key_with_another_amount_is_a_retry_later(
+    gateway: DemoGateway,
+) -> None:
     state = await authorised(gateway)
     await gateway.capture(state.ref, 1234, "sess-1:capture")
 
-    with pytest.raises(PaymentDeclined):
+    with pytest.raises(PaymentUnavailable):
         await gateway.capture(state.ref, 999, "sess-1:capture")
     assert (await gateway.get(state.ref)).amount_received_minor == 1234
 
 
-async def test_a_second_capture_with_another_key_is_declined(gateway: DemoGateway) -> None:
+async def test_the_same_capture_under_another_key_answers_the_capture(
+    gateway: DemoGateway,
+) -> None:
+    # As the Stripe adapter does once Stripe has forgotten the first key.
+    state = await authorised(gateway)
+    first = await gateway.capture(state.ref, 1234, "sess-1:capture")
+
+    assert await gateway.capture(state.ref, 1234, "another-key") == first
+
+
+async def test_a_second_capture_of_another_amount_is_declined(gateway: DemoGateway) -> None:
     state = await authorised(gateway)
     await gateway.capture(state.ref, 1234, "sess-1:capture")
 
     with pytest.raises(PaymentDeclined, match=wording.ALREADY_CAPTURED):
-        await gateway.capture(state.ref, 1234, "another-key")
+        await gateway.capture(state.ref, 2000, "another-key")
 
 
 async def test_a_refused_capture_is_refused_again_for_the_same_key(gateway: DemoGateway) -> None:

@@ -6,13 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from plugpay.cli import charger, db, demo, serve, sim, tariff
+from plugpay.cli import charger, db, demo, jobs, refund, serve, sim, tariff
+from plugpay.cli.common import CliError
 from plugpay.config import ConfigError
 from plugpay.domain.errors import PlugpayError
-
-
-class CliError(Exception):
-    """Bad input on the command line: printed as one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="plugpay", description="Pay-to-charge for electric vehicles."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, demo, db, charger, tariff, sim):
+    for module in (serve, demo, db, charger, tariff, sim, jobs, refund):
         module.register(commands)
     return parser
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
 
-from plugpay.config import load_settings
+from plugpay.cli.common import CliError, with_runtime
 from plugpay.services.ports import ChargerView, LoggedMessage
 
 if TYPE_CHECKING:
-    from plugpay.app import Runtime
+    from plugpay.runtime import Runtime
 
 T = TypeVar("T")
 
@@ -37,20 +36,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     frames.add_argument("id")
     frames.add_argument("--limit", type=int, default=50, help="how many frames (default 50)")
     frames.set_defaults(run=run_log)
-
-
-async def with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:
-    from plugpay.app import build_runtime
-    from plugpay.store.migrate import upgrade_async
-
-    settings = load_settings()
-    if settings.database_url.startswith("sqlite"):
-        await upgrade_async(settings.database_url)
-    runtime = build_runtime(settings)
-    try:
-        return await action(runtime)
-    finally:
-        await runtime.close()
 
 
 def run_add(args: argparse.Namespace) -> int:
@@ -135,7 +120,6 @@ def format_log(messages: list[LoggedMessage]) -> str:
 
 
 def run_log(args: argparse.Namespace) -> int:
-    from plugpay.cli import CliError
 
     if args.limit < 1:
         raise CliError("--limit must be at least 1")

@@ -15,10 +15,11 @@ from pathlib import Path
 import segno
 import uvicorn
 
-from plugpay.app import Runtime, create_app
+from plugpay.app import create_app
 from plugpay.cli.serve import uvicorn_config
 from plugpay.config import load_settings
 from plugpay.domain.errors import AlreadyExists
+from plugpay.runtime import Runtime
 from plugpay.sim.charger import VirtualCharger
 from plugpay.store.migrate import upgrade_async
 

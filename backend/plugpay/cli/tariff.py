@@ -5,15 +5,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from datetime import datetime
+import sys
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from plugpay.app import Runtime
-from plugpay.cli.charger import with_runtime
-from plugpay.domain.tariff import PriceBreakdown, breakdown_to_json
+from plugpay.cli.common import with_runtime
+from plugpay.domain.tariff import (
+    LocalTimeKind,
+    PriceBreakdown,
+    breakdown_to_json,
+    local_time_kind,
+    site_instant,
+)
+
+if TYPE_CHECKING:
+    from plugpay.runtime import Runtime
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,7 +44,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     assign.add_argument("--connector", type=int, default=None)
     assign.add_argument("--audience", default="*", help="*, guest, member:GROUP or contract:ID")
     assign.set_defaults(run=run_assign)
-    q = sub.add_parser("quote", help="price a session line by line")
+    q = sub.add_parser(
+        "quote",
+        help="price a session line by line",
+        description="Price a session line by line. Minutes are elapsed time: a quote "
+        "across a daylight saving change lasts exactly its minutes.",
+    )
     q.add_argument("tariff_id")
     q.add_argument("--kwh", type=_decimal)
     q.add_argument("--minutes", type=_decimal)
@@ -43,7 +57,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     q.add_argument(
         "--periods", help="JSON file: [{minutes, kwh, power_kw?, current_a?, charging?}]"
     )
-    q.add_argument("--start", help="site-local ISO date-time (default: now)")
+    q.add_argument(
+        "--start",
+        help="ISO date-time, site-local unless it has an offset (default: now). A local "
+        "time the clock shows twice (autumn) means the first one; one it skips (spring) "
+        "moves forward by the gap (02:30 -> 03:30); either way a note says which instant "
+        "was quoted. An offset picks the other, e.g. 2026-10-25T02:30+01:00",
+    )
     q.add_argument("--time-zone", default=None, help="IANA zone (default: UTC)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(run=run_quote)
@@ -129,14 +149,37 @@ def _zone(name: str | None) -> str:
     return zone
 
 
+def quote_start(text: str | None, zone: str) -> tuple[datetime, str | None]:
+    """``--start`` as a UTC instant, and a note when the site's clock repeats or skips it.
+
+    Minutes are then added to the instant, not to the wall clock, so the quote
+    lasts as long as the session it stands for.
+    """
+    if not text:
+        return datetime.now(UTC), None
+    try:
+        given = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--start must be an ISO date-time, got {text!r}") from None
+    start = site_instant(given, zone)
+    if given.tzinfo is not None:
+        return start, None
+    kind = local_time_kind(given, zone)
+    quoted = start.astimezone(ZoneInfo(zone)).isoformat()
+    if kind is LocalTimeKind.REPEATED:
+        other = given.replace(tzinfo=ZoneInfo(zone), fold=1).isoformat()
+        return start, (
+            f"{text} happens twice in {zone}: quoting from the first, {quoted} "
+            f"(for the second, give --start {other})"
+        )
+    if kind is LocalTimeKind.SKIPPED:
+        return start, f"{text} does not exist in {zone} (the clock skips it): quoting from {quoted}"
+    return start, None
+
+
 def run_quote(args: argparse.Namespace) -> int:
     zone = _zone(args.time_zone)
-    try:
-        start = datetime.fromisoformat(args.start) if args.start else datetime.now(ZoneInfo(zone))
-    except ValueError:
-        raise ValueError(f"--start must be an ISO date-time, got {args.start!r}") from None
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=ZoneInfo(zone))
+    start, note = quote_start(args.start, zone)
     periods = None
     if args.periods:
         try:
@@ -164,6 +207,8 @@ def run_quote(args: argparse.Namespace) -> int:
         )
 
     breakdown = asyncio.run(with_runtime(action))
+    if note is not None:
+        print(f"note: {note}", file=sys.stderr)
     document = breakdown_to_json(breakdown)
     if args.json:
         print(json.dumps(document))

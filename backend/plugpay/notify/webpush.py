@@ -26,7 +26,23 @@ Outcomes
   malformed (endpoint or keys unusable) so that no delivery can ever succeed;
   the caller should forget the subscription.
 * ``"failed"``: anything else (other HTTP status, redirect, timeout, unreachable
-  endpoint, payload too large); the subscription is kept.
+  endpoint, payload too large, an endpoint refused as not public); the
+  subscription is kept.
+
+Public hosts only
+-----------------
+A subscription's endpoint is whatever URL the driver's browser (or anyone
+posing as one) handed in, so unless the sender is built with
+``allow_private=True`` (development and tests, where the push service is a
+local process) it posts only to public https hosts. Each send checks the
+endpoint with :func:`plugpay.domain.push.check_push_endpoint`, resolves its
+host and refuses if any address is not public, and checks the address the
+connection actually reached before the TLS handshake: a name that was public
+when the driver subscribed, or a moment ago, may point inside the network now
+(DNS rebinding). A refusal is logged as a warning and answers ``"failed"``: it
+is this server's policy, not the push service's word that the subscription is
+gone. Through an HTTP(S) proxy the proxy resolves the name and connects, so
+its own egress rules are what guard the last step.
 
 Neither the keys nor the payload are ever logged; log lines name the endpoint's
 origin only, since the endpoint path identifies the subscriber.
@@ -41,6 +57,7 @@ import json
 import logging
 import os
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -52,7 +69,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02, VapidException
 from pywebpush import WebPushException, webpush
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPSConnection
+from urllib3.connectionpool import HTTPSConnectionPool
 
+from plugpay.domain.errors import InvalidInput
+from plugpay.domain.push import check_push_endpoint, is_public_address
 from plugpay.services.ports import PushSubscription
 
 __all__ = [
@@ -184,6 +206,44 @@ def _subscription_usable(subscription: PushSubscription) -> bool:
     return len(point) == 65 and len(auth) == 16
 
 
+# Not an OSError, so urllib3 and requests let it through rather than retrying it.
+class _NonPublicPeer(Exception):
+    def __init__(self, address: str) -> None:
+        super().__init__(address)
+        self.address = address
+
+
+def _public_peer(sock: socket.socket) -> socket.socket:
+    address = str(sock.getpeername()[0])
+    if not is_public_address(address):
+        sock.close()
+        raise _NonPublicPeer(address)
+    return sock
+
+
+# The check sits in _new_conn: after the TCP connect, before the TLS handshake
+# and the request, on the address reached rather than the one DNS gave earlier.
+class _PublicHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        return _public_peer(super()._new_conn())
+
+
+class _PublicHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _PublicHTTPSConnection
+
+
+class _PublicOnlyAdapter(HTTPAdapter):
+    """Connects directly only to public addresses (proxied requests are left to the proxy).
+    https only: without allow_private, a plain http endpoint is refused before sending."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            **self.poolmanager.pool_classes_by_scheme,
+            "https": _PublicHTTPSPool,
+        }
+
+
 class WebPushSender:
     """The :class:`~plugpay.services.ports.PushSender` for real browsers' push services."""
 
@@ -196,6 +256,7 @@ class WebPushSender:
         *,
         ttl: int = DEFAULT_TTL,
         timeout: float = DEFAULT_TIMEOUT,
+        allow_private: bool = False,
     ) -> None:
         key = _load_private_key(private_key)
         self._vapid: Any = Vapid02(private_key=key)
@@ -209,6 +270,7 @@ class WebPushSender:
         self._subject = subject
         self._ttl = ttl
         self._timeout = timeout
+        self._allow_private = allow_private
         self.public_key = _public_key_b64(key)
 
     @property
@@ -226,6 +288,10 @@ class WebPushSender:
         if size > MAX_PAYLOAD_BYTES:
             log.warning("web push to %s: payload of %d bytes is too large", origin, size)
             return "failed"
+        if not self._allow_private and not await self._public_endpoint(
+            subscription.endpoint, origin
+        ):
+            return "failed"
         # pywebpush writes into the claims it is given: a new dict for every message.
         claims: dict[str, str | int] = {
             "sub": self._subject,
@@ -233,6 +299,34 @@ class WebPushSender:
             "exp": int(time.time()) + TOKEN_LIFETIME,
         }
         return await asyncio.to_thread(self._deliver, subscription, origin, data, claims)
+
+    async def _public_endpoint(self, endpoint: str, origin: str) -> bool:
+        """True if *endpoint* passes the subscription-time check and its host
+        resolves to public addresses only (any one of them may be the one used)."""
+        try:
+            check_push_endpoint(endpoint, allow_private=False)
+        except InvalidInput as exc:
+            log.warning("web push to %s refused: %s", origin, exc)
+            return False
+        parts = urlsplit(endpoint)
+        try:
+            async with asyncio.timeout(self._timeout):
+                found = await asyncio.get_running_loop().getaddrinfo(
+                    parts.hostname, parts.port or 443, type=socket.SOCK_STREAM
+                )
+        except (OSError, TimeoutError) as exc:
+            log.warning("web push to %s failed (cannot resolve: %s)", origin, type(exc).__name__)
+            return False
+        for *_, sockaddr in found:
+            address = str(sockaddr[0])
+            if not is_public_address(address):
+                log.warning(
+                    "web push to %s refused: its host resolves to %s, not a public address",
+                    origin,
+                    address,
+                )
+                return False
+        return True
 
     def _deliver(
         self,
@@ -247,6 +341,8 @@ class WebPushSender:
         }
         with requests.Session() as session:
             session.max_redirects = 0  # a push service answers; it does not redirect
+            if not self._allow_private:
+                session.mount("https://", _PublicOnlyAdapter())
             try:
                 response = webpush(
                     subscription_info=info,
@@ -264,6 +360,13 @@ class WebPushSender:
                     log.info("web push to %s: subscription gone (HTTP %s)", origin, status)
                     return "gone"
                 log.warning("web push to %s failed (HTTP %s)", origin, status)
+                return "failed"
+            except _NonPublicPeer as exc:
+                log.warning(
+                    "web push to %s refused: the connection reached %s, not a public address",
+                    origin,
+                    exc.address,
+                )
                 return "failed"
             except Exception as exc:  # transport errors, timeouts, redirects
                 log.warning("web push to %s failed (%s)", origin, type(exc).__name__)

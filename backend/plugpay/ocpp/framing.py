@@ -7,7 +7,9 @@ version has its own table.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 import msgspec
@@ -19,6 +21,11 @@ MAX_MESSAGE_ID = 36
 # A too-long id is still echoed in the CALLERROR so the charger can match it,
 # up to this length; anything longer is answered with the id "-1".
 MAX_ECHOED_ID = 128
+# The OCPP schemas nest at most 14 levels, frame included (2.0.1
+# ReportChargingProfiles); vendors' customData adds a few. Far below Python's
+# recursion limit, so nothing that walks a payload (the decoder, the schema
+# checks, a handler) can overflow on what gets through.
+MAX_DEPTH = 64
 
 # Logical error kinds -> the code each version spells.
 _CODES = {
@@ -133,8 +140,65 @@ def _holds_nul(value: Any) -> bool:
     return False
 
 
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}.__getitem__
+# The message type and id at the head of a frame, when they are plain.
+_HEAD = re.compile(rf'\s*\[\s*(\d+)\s*,\s*(?:"([^"\\]{{1,{MAX_ECHOED_ID}}})")?')
+
+
+def _too_deep(text: str | bytes) -> bool:
+    # Nesting never exceeds the number of opening brackets: two C-speed counts
+    # clear every ordinary frame.
+    if isinstance(text, str):
+        if text.count("[") + text.count("{") <= MAX_DEPTH:
+            return False
+        data = text.encode("utf-8", "surrogatepass")
+    else:
+        if text.count(b"[") + text.count(b"{") <= MAX_DEPTH:
+            return False
+        data = text
+    return _nests_too_deep(data)
+
+
+def _nests_too_deep(data: bytes) -> bool:
+    """Whether the decoder could nest deeper than MAX_DEPTH reading ``data``."""
+    if b"\\" in data:
+        # Pairs of backslashes first: what is left before a quote escapes it.
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Brackets inside strings do not nest; an unterminated string runs to the end.
+    brackets = b"".join(data.split(b'"')[::2]).translate(None, _NOT_BRACKETS)
+    # Peeling the innermost pairs takes off one or two levels at a time: quick
+    # for a wide frame, and one that empties in MAX_DEPTH / 2 rounds is no
+    # deeper than MAX_DEPTH. Anything else (a deep chain, mismatched brackets)
+    # is counted bracket by bracket.
+    peeled = brackets
+    for _ in range(MAX_DEPTH // 2):
+        shorter = peeled.replace(b"[]", b"").replace(b"{}", b"")
+        if not shorter:
+            return False
+        if 2 * len(shorter) > len(peeled):
+            break
+        peeled = shorter
+    return max(accumulate(map(_STEP, brackets)), default=0) > MAX_DEPTH
+
+
+def _nested_too_deep(text: str | bytes) -> FrameError:
+    head = text[:256] if isinstance(text, str) else text[:256].decode("utf-8", "replace")
+    match = _HEAD.match(head)
+    message_type, unique_id = match.groups() if match else (None, None)
+    return FrameError(
+        "format",
+        f"Frame is nested deeper than {MAX_DEPTH} levels",
+        unique_id or "-1",
+        # An answer is never answered, however broken.
+        reply=message_type not in (str(CALLRESULT), str(CALLERROR)),
+    )
+
+
 def parse_frame(text: str | bytes) -> Frame:
     """Decode one OCPP-J frame. Raises FrameError with the CALLERROR kind to answer."""
+    if _too_deep(text):
+        raise _nested_too_deep(text)
     try:
         frame = _decode(text)
     except msgspec.DecodeError:

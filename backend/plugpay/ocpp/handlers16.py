@@ -40,7 +40,9 @@ async def on_status_notification(conn: ChargerConnection, p: dict[str, Any]) -> 
 
 
 async def on_authorize(conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
-    return {"idTagInfo": {"status": await conn.services.chargers.authorize(p["idTag"])}}
+    return {
+        "idTagInfo": {"status": await conn.services.chargers.authorize(p["idTag"], conn.charger_id)}
+    }
 
 
 async def on_start_transaction(conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:

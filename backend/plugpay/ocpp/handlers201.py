@@ -48,7 +48,7 @@ async def on_status_notification(conn: ChargerConnection, p: dict[str, Any]) -> 
 
 
 async def on_authorize(conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
-    status = await conn.services.chargers.authorize(p["idToken"]["idToken"])
+    status = await conn.services.chargers.authorize(p["idToken"]["idToken"], conn.charger_id)
     return {"idTokenInfo": {"status": status}}
 
 

@@ -2,8 +2,9 @@
 
 Raw ASGI keeps the per-frame cost to the minimum and lets the handshake be
 refused with a real HTTP status (401 wrong credentials, 404 unknown charger,
-400 no common sub-protocol) through the ASGI WebSocket Denial Response
-extension; servers without it close with 403 instead.
+400 no common sub-protocol, 429 too many failures: see ``throttle``) through
+the ASGI WebSocket Denial Response extension; servers without it close with
+403 instead.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +22,7 @@ from plugpay.ocpp import handlers16, handlers201
 from plugpay.ocpp.connection import ChargerConnection, Handler
 from plugpay.ocpp.metrics import HANDSHAKES
 from plugpay.ocpp.registry import ConnectionRegistry
+from plugpay.ocpp.throttle import HandshakeThrottle, client_address
 from plugpay.ocpp.transport import SEND_TEXT
 from plugpay.services.ports import MessageLog
 
@@ -55,12 +58,16 @@ def pick_subprotocol(offered: list[str]) -> str | None:
     return None
 
 
-async def _deny(scope: dict[str, Any], send: Any, status: int, reason: str) -> None:
+async def _deny(
+    scope: dict[str, Any], send: Any, status: int, reason: str, retry_after: float | None = None
+) -> None:
     HANDSHAKES.labels(str(status)).inc()
     if "websocket.http.response" in scope.get("extensions", {}):
         headers = [(b"content-type", b"text/plain; charset=utf-8")]
         if status == 401:
             headers.append((b"www-authenticate", b'Basic realm="plugpay OCPP"'))
+        if retry_after is not None:
+            headers.append((b"retry-after", str(max(1, math.ceil(retry_after))).encode()))
         await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
         await send({"type": "websocket.http.response.body", "body": reason.encode()})
     else:
@@ -78,9 +85,44 @@ async def _replace(old: ChargerConnection, charger_id: str) -> None:
         log.debug("closing replaced connection of %s failed", charger_id)
 
 
+async def _authenticate(
+    services: Any,
+    throttle: HandshakeThrottle,
+    charger_id: str,
+    password: str | None,
+    address: str | None,
+) -> tuple[str, float | None]:
+    """The outcome of a handshake's credentials ('ok', 'unknown', 'denied' or
+    'throttled') and, when throttled, the seconds to wait."""
+    async with throttle.turn(charger_id, address):
+        wait = throttle.retry_after(charger_id, address)
+        if wait is not None:
+            return "throttled", wait
+        outcome: str = await services.chargers.authenticate(charger_id, password)
+        if outcome == "ok":
+            throttle.succeeded(charger_id, address)
+        elif outcome == "unknown" or password is not None:
+            lockout = throttle.failed(charger_id if outcome == "denied" else None, address)
+            if lockout is not None:
+                log.warning(
+                    "handshakes for %s from %s refused for %.0f s after repeated failures",
+                    charger_id[:64],
+                    address,
+                    lockout,
+                )
+    return outcome, None
+
+
 def make_ocpp_endpoint(
-    services: Any, registry: ConnectionRegistry, message_log: MessageLog, call_timeout: float
+    services: Any,
+    registry: ConnectionRegistry,
+    message_log: MessageLog,
+    call_timeout: float,
+    throttle: HandshakeThrottle | None = None,
 ) -> ASGIApp:
+    if throttle is None:  # not `or`: an empty throttle has no length, and is falsy
+        throttle = HandshakeThrottle()
+
     async def endpoint(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "websocket":
             await send(
@@ -101,13 +143,22 @@ def make_ocpp_endpoint(
         if subprotocol is None:
             await _deny(scope, send, 400, "no supported OCPP sub-protocol (ocpp1.6, ocpp2.0.1)")
             return
+        address = client_address(scope.get("client"))
+        # A locked-out client is turned away before it waits for a turn.
+        wait = throttle.retry_after(charger_id, address)
+        if wait is not None:
+            await _deny(scope, send, 429, "too many failed handshakes", wait)
+            return
         credentials = basic_credentials(scope.get("headers", []))
         if credentials is not None and credentials[0] != charger_id:
             await _deny(scope, send, 401, "username differs from the charger id")
             return
-        outcome = await services.chargers.authenticate(
-            charger_id, credentials[1] if credentials else None
+        outcome, wait = await _authenticate(
+            services, throttle, charger_id, credentials[1] if credentials else None, address
         )
+        if outcome == "throttled":
+            await _deny(scope, send, 429, "too many failed handshakes", wait)
+            return
         if outcome == "unknown":
             await _deny(scope, send, 404, "unknown charger")
             return

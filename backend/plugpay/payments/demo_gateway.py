@@ -17,27 +17,45 @@ The demo card form of the connector page stands in for Stripe.js: it calls
 "needs authentication" card). Intents live in a :class:`DemoPaymentStore`, so
 they survive a server restart. Webhooks are signed like Stripe's, so the same
 intake verifies them.
+
+Saved cards and off-session holds are in demo_cards.py, refunds in
+demo_refunds.py, the records they share in demo_base.py. Amounts Stripe could
+not take are refused here too (payments/stripe_amounts.py), so that going live
+turns nothing down that the demo took.
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, get_args
 
 import msgspec
 
 from plugpay.payments import wording
+from plugpay.payments.demo_base import (
+    DemoPaymentStore,
+    check_amount,
+    intent_record,
+    new_intent,
+    new_ref,
+    state_of,
+)
+from plugpay.payments.demo_cards import SETUP_CARDS, DemoCards
+from plugpay.payments.demo_refunds import DemoRefunds
+from plugpay.payments.stripe_amounts import to_stripe_amount
 from plugpay.payments.webhook_events import decode_event, signature_header, verify_signature
 from plugpay.services.ports import (
     HoldRequest,
     PaymentDeclined,
     PaymentState,
+    PaymentUnavailable,
     WebhookEvent,
 )
+
+__all__ = ["DEMO_CARDS", "SETUP_CARDS", "DemoCard", "DemoGateway", "DemoPaymentStore"]
 
 DemoCard = Literal["approve", "decline", "authenticate"]
 DEMO_CARDS: tuple[str, ...] = get_args(DemoCard)
@@ -55,87 +73,58 @@ _EVENT_TYPES = {
 }
 
 
-class DemoPaymentStore(Protocol):
-    """Durable key-value storage of JSON-serialisable dicts for the demo provider.
-
-    Keys are the intents' refs (``demo_pi_…``) and ``demo_key:<idempotency key>``
-    records that map a hold request to its intent.
-    """
-
-    async def load(self, ref: str) -> dict[str, Any] | None: ...
-    async def save(self, ref: str, data: dict[str, Any]) -> None: ...
-
-
-class DemoGateway:
+class DemoGateway(DemoCards, DemoRefunds):
     """The PaymentGateway of the demo: approve, decline or authenticate, no network.
 
     ``webhook_secret`` signs and verifies its webhooks; without one, a random
     secret is made for this process (pass a stable one when several server
     processes share the demo). ``api_calls`` counts the calls that would reach
-    Stripe (hold, read, capture, release), as :class:`StripeGateway` does.
+    Stripe (hold, read, capture, release, …), as :class:`StripeGateway` does.
     """
 
     name = "demo"
-
-    def __init__(self, store: DemoPaymentStore, webhook_secret: str | None = None) -> None:
-        self.publishable_key: str | None = None
-        self.api_calls = 0
-        self._store = store
-        self._webhook_secret = webhook_secret or secrets.token_hex(32)
-        # One lock is plenty for a demo; it keeps a read-change-write atomic here.
-        self._lock = asyncio.Lock()
 
     # -- the port -------------------------------------------------------------
     async def create_hold(self, request: HoldRequest) -> PaymentState:
         if request.amount_minor <= 0:
             raise ValueError("a hold must be for a positive amount")
+        check_amount(request.amount_minor, request.currency)
         self.api_calls += 1
-        key = f"demo_key:{request.idempotency_key}"
         fingerprint = f"hold:{request.session_id}:{request.amount_minor}:{request.currency}"
         async with self._lock:
-            known = await self._store.load(key)
+            known = await self._made_by(request.idempotency_key, fingerprint)
             if known is not None:
-                record = await self._load(str(known["ref"]))
-                if record["request"] != fingerprint:
-                    raise PaymentDeclined(wording.REFUSED)
-                return _state(record)
-            ref = f"demo_pi_{secrets.token_hex(12)}"
-            state = PaymentState(
-                ref=ref,
-                status="requires_payment_method",
-                amount_minor=request.amount_minor,
-                currency=request.currency.upper(),
-                client_secret=f"{ref}_secret_{secrets.token_hex(12)}",
-            )
-            record = {
-                "state": asdict(state),
-                "session_id": request.session_id,
-                "description": request.description,
-                "request": fingerprint,
-                "replies": {},
-            }
-            await self._store.save(ref, record)
-            await self._store.save(key, {"ref": ref})
+                return state_of(await self._intent(str(known["ref"])))
+            state = new_intent(new_ref("demo_pi_"), request.amount_minor, request.currency)
+            record = intent_record(state, request.session_id, request.description, fingerprint)
+            await self._store.save(state.ref, record)
+            await self._remember_key(request.idempotency_key, {"ref": state.ref})
         return state
 
     async def get(self, ref: str) -> PaymentState:
         self.api_calls += 1
-        return _state(await self._load(ref))
+        return state_of(await self._intent(ref))
 
     async def client_secret(self, ref: str) -> str | None:
         """The secret the driver's browser pays with (kept, so not a call to Stripe)."""
-        return _state(await self._load(ref)).client_secret
+        return state_of(await self._intent(ref)).client_secret
 
     async def capture(self, ref: str, amount_minor: int, idempotency_key: str) -> PaymentState:
-        """Capture ``amount_minor`` (> 0, at most the hold); the rest is released."""
+        """Capture ``amount_minor`` (> 0, at most the hold); the rest is released.
+        Capturing a captured hold again for the same amount answers its state."""
         if amount_minor <= 0:
             raise ValueError("capture a positive amount; a zero amount is a cancel")
 
         def capture(state: PaymentState) -> PaymentState:
+            if state.status == "succeeded" and state.amount_received_minor == amount_minor:
+                # A repeat under another key (Stripe's keys expire after 24 hours):
+                # the capture happened, as the Stripe adapter also answers.
+                return state
             if state.status != "requires_capture":
                 raise PaymentDeclined(wording.refusal(state.status))
             if amount_minor > state.amount_minor:
                 raise PaymentDeclined(wording.CAPTURE_REFUSED)
+            check_amount(amount_minor, state.currency)
             return replace(state, status="succeeded", amount_received_minor=amount_minor)
 
         self.api_calls += 1
@@ -215,8 +204,10 @@ class DemoGateway:
                     "id": state.ref,
                     "object": "payment_intent",
                     "status": state.status,
-                    "amount": state.amount_minor,
-                    "amount_received": state.amount_received_minor,
+                    "amount": to_stripe_amount(state.amount_minor, state.currency),
+                    "amount_received": to_stripe_amount(
+                        state.amount_received_minor, state.currency
+                    ),
                     "currency": state.currency.lower(),
                 }
             },
@@ -225,18 +216,12 @@ class DemoGateway:
         return payload, signature_header(payload, self._webhook_secret, at)
 
     # -- storage ----------------------------------------------------------------
-    async def _load(self, ref: str) -> dict[str, Any]:
-        record = await self._store.load(ref) if ref.startswith("demo_pi_") else None
-        if record is None:
-            raise PaymentDeclined(wording.UNKNOWN_PAYMENT)
-        return record
-
     async def _change(
         self, ref: str, change: Callable[[PaymentState], PaymentState]
     ) -> PaymentState:
         async with self._lock:
-            record = await self._load(ref)
-            state = change(_state(record))
+            record = await self._intent(ref)
+            state = change(state_of(record))
             record["state"] = asdict(state)
             await self._store.save(ref, record)
         return state
@@ -250,19 +235,21 @@ class DemoGateway:
     ) -> PaymentState:
         """Apply ``change`` once per idempotency key: a repeated key gets the first
         answer (a refusal included), as Stripe does; a key reused for another
-        request is refused."""
+        request is Stripe's idempotency error: "try again later"."""
         async with self._lock:
-            record = await self._load(ref)
+            record = await self._intent(ref)
             replies: dict[str, Any] = record["replies"]
             reply = replies.get(idempotency_key)
             if reply is not None:
                 if reply["request"] != request:
-                    raise PaymentDeclined(wording.REFUSED)
+                    raise PaymentUnavailable(
+                        f"the idempotency key {idempotency_key!r} went with another request"
+                    )
                 if "declined" in reply:
                     raise PaymentDeclined(reply["declined"])
                 return PaymentState(**reply["state"])
             try:
-                state = change(_state(record))
+                state = change(state_of(record))
             except PaymentDeclined as refused:
                 replies[idempotency_key] = {"request": request, "declined": str(refused)}
                 await self._store.save(ref, record)
@@ -271,10 +258,6 @@ class DemoGateway:
             replies[idempotency_key] = {"request": request, "state": asdict(state)}
             await self._store.save(ref, record)
         return state
-
-
-def _state(record: dict[str, Any]) -> PaymentState:
-    return PaymentState(**record["state"])
 
 
 def _authorised(state: PaymentState, last4: str) -> PaymentState:

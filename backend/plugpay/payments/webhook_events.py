@@ -2,9 +2,10 @@
 
 A signature header reads ``t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">``,
 as Stripe signs its webhooks; the demo provider signs its events the same way, so
-one webhook intake serves both. Only the envelope is decoded: the event's object
-is read for the PaymentIntent it concerns and nothing else, because the intake
-re-reads the PaymentIntent rather than trusting what an event says.
+one webhook intake serves both. The envelope is decoded, the event's object is
+read for the PaymentIntent it concerns, and for the few fields routing by type
+needs (payments/event_details.py); the intake still re-reads the provider
+rather than trusting what an event says.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from plugpay.payments.event_details import Ref, event_details, ref_id
 from plugpay.services.ports import InvalidWebhook, WebhookEvent
 
 # How old a signed event may be (seconds), against replays of captured requests.
@@ -24,7 +26,15 @@ SIGNATURE_SCHEME = "v1"
 
 
 class _EventData(msgspec.Struct):
-    object: dict[str, Any]
+    object: msgspec.Raw
+
+
+class _Object(msgspec.Struct):
+    """What every event's object tells: its kind, and the PaymentIntent it concerns."""
+
+    object: str | None = None
+    id: str | None = None
+    payment_intent: str | Ref | None = None
 
 
 class _Event(msgspec.Struct):
@@ -43,11 +53,17 @@ def decode_event(payload: bytes) -> WebhookEvent:
         raise InvalidWebhook("the body is not an event") from exc
     if event.object != "event":
         raise InvalidWebhook("the body is not an event")
+    try:
+        obj = msgspec.json.decode(event.data.object, type=_Object)
+    except msgspec.DecodeError as exc:
+        raise InvalidWebhook("the event's object is not an object") from exc
     return WebhookEvent(
         id=event.id,
         type=event.type,
-        payment_ref=payment_ref_of(event.data.object),
+        payment_ref=obj.id if obj.object == "payment_intent" else ref_id(obj.payment_intent),
         created=event.created,
+        body=payload,
+        details=event_details(event.type, event.data.object),
     )
 
 

@@ -16,6 +16,17 @@ CAPTURE_REFUSED = "The payment could not be taken."
 UNKNOWN_PAYMENT = "This payment does not exist."
 REFUSED = "The payment provider refused the request."
 NOT_AWAITING_AUTHENTICATION = "This payment is not waiting for verification."
+AUTHENTICATION_REQUIRED = "Your bank asks you to confirm this payment."
+NOT_CAPTURED = "This payment was not taken, so there is nothing to refund."
+REFUND_EXCEEDS = "The refund is more than what is left of the payment."
+ALREADY_REFUNDED = "This payment was already refunded in full."
+DISPUTED = "This payment is disputed by the cardholder and cannot be refunded."
+UNKNOWN_REFUND = "This refund does not exist."
+UNKNOWN_CUSTOMER = "This customer does not exist."
+UNKNOWN_CARD = "This saved card does not exist."
+UNKNOWN_SETUP = "This card registration does not exist."
+CARD_NOT_SAVED = "This card is not saved for this customer."
+SETUP_REFUSED = "This card registration cannot be changed any more."
 
 _BY_CODE = {
     "card_declined": DECLINED,
@@ -31,7 +42,15 @@ _BY_CODE = {
     "card_velocity_exceeded": "Your card has reached its spending limit.",
     "withdrawal_count_limit_exceeded": "Your card has reached its spending limit.",
     "payment_intent_authentication_failure": AUTHENTICATION_FAILED,
-    "authentication_required": "Your bank asks you to confirm this payment.",
+    "authentication_required": AUTHENTICATION_REQUIRED,
+    "setup_intent_authentication_failure": AUTHENTICATION_FAILED,
+}
+
+# Refusals of a refund, by Stripe's error code.
+_REFUND_BY_CODE = {
+    "amount_too_large": REFUND_EXCEEDS,
+    "charge_already_refunded": ALREADY_REFUNDED,
+    "charge_disputed": DISPUTED,
 }
 
 
@@ -55,3 +74,8 @@ def refusal(status: str, fallback: str = REFUSED) -> str:
     if status == "requires_capture":
         return CAPTURE_REFUSED
     return fallback
+
+
+def refund_refusal(code: str | None, fallback: str = REFUSED) -> str:
+    """Words for a refund the provider refused, by its error code."""
+    return _REFUND_BY_CODE.get(code or "", fallback)

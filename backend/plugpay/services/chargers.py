@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -16,6 +18,8 @@ from plugpay.services.ports import (
     NewCharger,
     PasswordHasher,
 )
+
+log = logging.getLogger(__name__)
 
 # OCPI ConnectorType values a public charger is likely to have.
 CONNECTOR_STANDARDS = frozenset(
@@ -59,6 +63,8 @@ class ChargerService:
     store: ChargerStore
     hasher: PasswordHasher
     heartbeat_interval: int = 300
+    # Told when a charger connects or boots: commands waiting for it go out then.
+    on_back: Callable[[str], Awaitable[None]] | None = None
 
     async def add_charger(
         self,
@@ -118,6 +124,7 @@ class ChargerService:
     ) -> None:
         """The charger connected to server ``instance`` (see ``ConnectionRegistry``)."""
         await self.store.set_connected(charger_id, version, at, instance)
+        await self._back(charger_id)
 
     async def disconnected(
         self, charger_id: str, at: datetime, connected_at: datetime | None = None
@@ -129,7 +136,16 @@ class ChargerService:
     async def boot(self, charger_id: str, info: BootInfo, at: datetime) -> tuple[str, int]:
         """Record a BootNotification; answer (status, heartbeat interval)."""
         await self.store.record_boot(charger_id, info, "Accepted", at)
+        await self._back(charger_id)
         return "Accepted", self.heartbeat_interval
+
+    async def _back(self, charger_id: str) -> None:
+        if self.on_back is None:
+            return
+        try:
+            await self.on_back(charger_id)
+        except Exception:  # its jobs run anyway, only a little later
+            log.exception("waking the jobs of charger %s failed", charger_id)
 
     async def heartbeat(self, charger_id: str, at: datetime) -> None:
         self.store.record_heartbeat(charger_id, at)
@@ -143,9 +159,10 @@ class ChargerService:
     async def firmware_status(self, charger_id: str, status: str, at: datetime) -> None:
         await self.store.record_firmware_status(charger_id, status, at)
 
-    async def authorize(self, id_tag: str) -> str:
-        """Accepted / Blocked / Expired / Invalid for an RFID tag or session token."""
-        return await self.store.id_tag_status(id_tag)
+    async def authorize(self, id_tag: str, charger_id: str | None = None) -> str:
+        """Accepted / Blocked / Expired / Invalid for an RFID tag or session token, at
+        ``charger_id`` (a session token works at its own charger only, until revoked)."""
+        return await self.store.id_tag_status(id_tag, charger_id)
 
     async def add_id_tag(
         self, id_tag: str, status: str = "Accepted", note: str | None = None

@@ -1,13 +1,18 @@
-"""The set of services one server instance runs with (built in app.py)."""
+"""The services one server instance runs with (built in app.py), by type."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from plugpay.services.chargers import ChargerService
+from plugpay.services.charging import ChargingService
 from plugpay.services.commands import CommandService
+from plugpay.services.deadlines import DeadlineSweeper
+from plugpay.services.jobs import JobWorker
+from plugpay.services.live_pricing import LivePricing
 from plugpay.services.receipts import ReceiptService
-from plugpay.services.sessions import SessionService
+from plugpay.services.refunds import RefundService
+from plugpay.services.reservations import ReservationService
 from plugpay.services.settlement import SettlementService
 from plugpay.services.tariffs import TariffService
 from plugpay.services.transactions import TransactionService
@@ -20,8 +25,13 @@ class Services:
     transactions: TransactionService
     commands: CommandService
     tariffs: TariffService
-    sessions: SessionService
+    reservations: ReservationService
+    charging: ChargingService
+    pricing: LivePricing
     settlement: SettlementService
-    receipts: ReceiptService
+    deadlines: DeadlineSweeper
+    refunds: RefundService
     webhooks: WebhookService
+    receipts: ReceiptService
+    worker: JobWorker
     push_key: str | None = None

@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from plugpay.services.ports import SessionRecord, SessionStore, TariffStore
+from plugpay.services.ports.ledger import LedgerQueries
 
 
 def receipt_reference(session_id: str) -> str:
@@ -34,6 +35,9 @@ class ReceiptDetails:
     paid_minor: int | None
     card: str | None
     final: bool
+    # Refunds made (amount, reason, when, site-local), and their sum.
+    refunds: list[tuple[int, str, datetime | None]]
+    refunded_minor: int
     # Printed on the receipt: derived from, never part of, the session id
     # (which is the secret that opens the session).
     reference: str
@@ -43,6 +47,7 @@ class ReceiptDetails:
 class ReceiptService:
     sessions: SessionStore
     tariffs: TariffStore
+    ledger: LedgerQueries
 
     async def details(self, record: SessionRecord) -> ReceiptDetails:
         place = await self.tariffs.place(record.charger_id, record.connector_id)
@@ -56,6 +61,11 @@ class ReceiptService:
         def local(at: datetime | None) -> datetime | None:
             return at.astimezone(zone) if at else None
 
+        refunds = [
+            (r.amount_minor, r.reason, local(r.done_at))
+            for r in await self.ledger.refunds_of_session(record.id)
+            if r.state == "succeeded"
+        ]
         breakdown = record.breakdown or {}
         card = None
         if record.card_brand and record.card_last4:
@@ -76,5 +86,7 @@ class ReceiptService:
             paid_minor=record.captured_minor,
             card=card,
             final=record.settled_at is not None,
+            refunds=refunds,
+            refunded_minor=sum(amount for amount, _, _ in refunds),
             reference=receipt_reference(record.id),
         )

@@ -1,245 +1,322 @@
 """Ending a session with money: final price, one capture, release, receipt.
 
-A capture or release is first written to a durable job queue, then tried at
-once; if the provider cannot be reached it is retried with the same
-idempotency key (so the provider applies it at most once) until it succeeds
-or the hold is about to expire, when the session is flagged for review.
+``finish`` fixes the price and moves the session to STOPPED in the same unit
+of work that queues its capture (or release); the capture job asks the
+provider with an idempotency key from the session, then records the capture
+in the ledger, settles the session and queues the receipt, again in one unit.
+A provider that cannot be reached is asked again with backoff until the hold
+is about to expire, when the session needs review.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from plugpay.crashpoints import crash_point
+from plugpay.domain.ledger import captured, released, vat_share
 from plugpay.domain.money import Money
-from plugpay.domain.session import SessionState
-from plugpay.domain.tariff import breakdown_to_json
+from plugpay.domain.session import Reason, SessionState, Timeouts, deadline_for
+from plugpay.domain.tariff import PriceBreakdown, breakdown_to_json
+from plugpay.services.charging import ChargingService
+from plugpay.services.jobs import GiveUp, RetryLater, backoff
+from plugpay.services.live_pricing import LivePricing
 from plugpay.services.ports import (
+    LiveBus,
     PaymentDeclined,
-    PaymentJob,
+    PaymentGateway,
     PaymentUnavailable,
     PushSender,
     SessionRecord,
+    SessionStore,
+    UnitOfWork,
+    UnitOfWorkFactory,
 )
-from plugpay.services.sessions import SessionService, utcnow
+from plugpay.services.ports.jobs import Job, JobKind, NewJob
+from plugpay.services.session_moves import hold_deadline, release_hold, utcnow
+from plugpay.services.snapshots import publish
 
 log = logging.getLogger(__name__)
 S = SessionState
 
-# Card holds on Stripe last 7 days; stop retrying a little before.
-HOLD_LIFETIME = timedelta(days=6, hours=12)
-MAX_RETRY_DELAY = timedelta(minutes=10)
+# The longest wait between two tries of a capture the provider did not take.
+MAX_RETRY_SECONDS = 600.0
+RUNNING = frozenset({S.AUTHORIZED, S.STARTING, S.CHARGING, S.STOPPING})
+# (total, receipt URL, language) -> the notification's payload
+ReceiptText = Callable[[Money, str, str], dict[str, Any]]
 
 
-def _give_up_at(record: SessionRecord) -> datetime:
-    return (record.authorized_at or record.created_at) + HOLD_LIFETIME
-
-
-async def enqueue_release(sessions: SessionService, session_id: str) -> None:
-    record = await sessions.store.get(session_id)
-    if record is None or record.payment_ref is None:
-        return
-    await sessions.store.add_payment_job(
-        PaymentJob(session_id, "cancel", 0, f"{session_id}:release", 0, _give_up_at(record))
-    )
+def vat_minor(breakdown: PriceBreakdown) -> int:
+    """The VAT in a breakdown's total, in minor units (0 when the tariff states none)."""
+    if breakdown.total_incl_vat is None:
+        return 0
+    incl = Money.from_decimal(breakdown.total_incl_vat, breakdown.currency).minor
+    excl = Money.from_decimal(breakdown.total_excl_vat, breakdown.currency).minor
+    return max(incl - excl, 0)
 
 
 @dataclass
 class SettlementService:
-    sessions: SessionService
+    uow: UnitOfWorkFactory
+    store: SessionStore
+    payments: PaymentGateway
+    pricing: LivePricing
+    charging: ChargingService
+    live: LiveBus
+    timeouts: Timeouts
     push: PushSender | None = None
     public_url: str = "http://127.0.0.1:8000"
-    receipt_text: Any = None  # (total_text, url, lang) -> payload; set by the wiring
-    _busy: set[str] = field(default_factory=set)
+    receipt_text: ReceiptText | None = None
 
-    @property
-    def store(self) -> Any:
-        return self.sessions.store
-
-    async def on_transaction_ended(self, transaction_pk: int, id_tag: str | None = None) -> None:
+    # -- the transaction is over ------------------------------------------------
+    async def run_transaction_ended(self, job: Job) -> None:
+        """The charger ended a transaction (job ``transaction.ended``, written with the
+        transaction's end): settle its session, or reconcile one settled without it."""
+        transaction_pk = int(job.payload["transaction_pk"])
+        id_tag = job.payload.get("id_tag")
         record = await self.store.by_transaction(transaction_pk)
-        if record is None and id_tag is not None:
-            linked = await self.store.by_id_tag(id_tag)
-            if linked is not None and linked.transaction_pk is None:
-                info = await self.store.transaction_info(transaction_pk)
-                started = info.started_at if info and info.started_at else utcnow()
-                await self.sessions.on_transaction_started(transaction_pk, id_tag, started)
-                record = await self.store.by_transaction(transaction_pk)
+        if record is None and id_tag:
+            # Its start was never applied (both came in one offline replay): now.
+            info = await self.store.transaction_info(transaction_pk)
+            started = info.started_at if info and info.started_at else utcnow()
+            await self.charging.apply_started(transaction_pk, str(id_tag), started)
+            record = await self.store.by_transaction(transaction_pk)
         if record is None:
             return
-        if record.state in (S.CHARGING, S.STOPPING, S.STARTING):
+        if record.state in RUNNING:
             await self.finish(record.id, reason=None)
-        elif (
-            record.state in (S.STOPPED, S.SETTLED, S.NEEDS_REVIEW)
-            and record.reason == "charger_silent"
+        elif record.state in (S.STOPPED, S.SETTLED, S.NEEDS_REVIEW) and record.reason in (
+            Reason.CHARGER_SILENT,
+            Reason.STOP_IGNORED,
         ):
             await self.reconcile(record)
 
-    async def finish(self, session_id: str, reason: str | None) -> None:
-        """The transaction is over (or the charger went silent): fix the price, capture it."""
-        record = await self.sessions.store.get(session_id)
-        if record is None or record.transaction_pk is None:
-            return
-        breakdown, energy_wh, last_at = await self.sessions.final_price(record)
+    async def finish(self, session_id: str, reason: Reason | None) -> SessionRecord | None:
+        """The transaction is over (or the charger went silent): fix the price, queue
+        the capture. The price is the engine's over every stored reading."""
+        record = await self.store.get(session_id)
+        if record is None or record.transaction_pk is None or record.state not in RUNNING:
+            return None
+        breakdown, energy_wh, last_at = await self.pricing.final_price(record)
         total = breakdown.total_due().minor
         capture = min(total, record.hold_minor)
-        note = reason
+        detail = None
         if total > record.hold_minor:
-            note = f"price {total} exceeded the hold {record.hold_minor}"
+            detail = f"price {total} exceeded the hold {record.hold_minor}"
         info = await self.store.transaction_info(record.transaction_pk)
         stopped_at = (info.stopped_at if info and info.stopped_at else None) or last_at or utcnow()
-        moved = await self.store.transition(
-            session_id,
-            frozenset({S.CHARGING, S.STOPPING, S.STARTING}),
-            S.STOPPED,
-            breakdown=breakdown_to_json(breakdown),
-            cost_minor=total,
-            energy_wh=energy_wh,
-            stopped_at=stopped_at,
-            reason=note or record.reason,
-        )
-        if not moved:
-            return
-        self.sessions.forget(session_id, record.transaction_pk)
-        kind = "capture" if capture > 0 else "cancel"
-        await self.store.add_payment_job(
-            PaymentJob(session_id, kind, capture, f"{session_id}:{kind}", 0, _give_up_at(record))
-        )
-        await self.sessions.publish(session_id)
-        # The capture is durable in the job queue now; run it without holding up
-        # the charger's answer (the timers retry it if this attempt fails).
-        self.sessions.spawn(self.run_job(session_id))
+        async with self.uow() as uow:
+            current = await uow.sessions.get(session_id)
+            if current is None or current.state not in RUNNING:
+                return None
+            if current.state == S.AUTHORIZED:  # the start was never seen: it did start
+                current = await uow.sessions.move(current, S.CHARGING)
+            moved = await uow.sessions.move(
+                current,
+                S.STOPPED,
+                breakdown=breakdown_to_json(breakdown),
+                cost_minor=total,
+                energy_wh=energy_wh,
+                stopped_at=stopped_at,
+                reason=reason or current.reason,
+                reason_detail=detail,
+                deadline_at=deadline_for(
+                    S.STOPPED, utcnow(), self.timeouts, authorized_at=current.authorized_at
+                ),
+            )
+            await uow.sessions.revoke_id_tag(moved.id_tag)
+            if capture > 0:
+                await uow.jobs.add(
+                    NewJob(
+                        JobKind.CAPTURE,
+                        f"capture:{session_id}",
+                        {
+                            "amount_minor": capture,
+                            "vat_minor": vat_share(capture, total, vat_minor(breakdown)),
+                        },
+                        session_id=session_id,
+                        give_up_at=hold_deadline(moved, self.timeouts),
+                    )
+                )
+            else:
+                await release_hold(uow, moved, self.timeouts)
+        crash_point("stopped.committed")
+        self.pricing.forget(session_id, record.transaction_pk)
+        await publish(self.live, moved)
+        return moved
 
     async def reconcile(self, record: SessionRecord) -> None:
         """A silent charger finally delivered its stop: compare, never capture twice."""
         assert record.transaction_pk is not None
-        breakdown, _, _ = await self.sessions.final_price(record)
+        breakdown, _, _ = await self.pricing.final_price(record)
         total = breakdown.total_due().minor
-        if total != record.cost_minor:
-            await self.store.update(
-                record.id,
-                reason=f"charger_silent; late stop priced {total}, settled {record.cost_minor}",
-            )
-
-    async def run_due_jobs(self, now: datetime | None = None) -> None:
-        for job in await self.store.due_payment_jobs(now or utcnow()):
-            await self.run_job(job.session_id)
-
-    async def run_job(self, session_id: str) -> None:
-        if session_id in self._busy:
+        if total == record.cost_minor:
             return
-        self._busy.add(session_id)
-        try:
-            await self._run_job(session_id)
-        finally:
-            self._busy.discard(session_id)
-
-    async def _run_job(self, session_id: str) -> None:
-        job = await self.store.payment_job(session_id)
-        record = await self.store.get(session_id)
-        if job is None or record is None or record.payment_ref is None:
-            return
-        payments = self.sessions.payments
-        try:
-            if job.kind == "capture":
-                state = await payments.capture(
-                    record.payment_ref, job.amount_minor, job.idempotency_key
+        async with self.uow() as uow:
+            current = await uow.sessions.get(record.id)
+            if current is not None:
+                await uow.sessions.update(
+                    current,
+                    reason_detail=f"late stop priced {total}, settled {record.cost_minor}",
                 )
-            else:
-                state = await payments.cancel(record.payment_ref, job.idempotency_key)
+
+    # -- money ------------------------------------------------------------------
+    async def run_capture(self, job: Job) -> None:
+        """Capture the final price (job ``payment.capture``)."""
+        record = await self.store.get(str(job.session_id))
+        if record is None or record.payment_ref is None:
+            return
+        if record.state not in (S.STOPPED, S.NEEDS_REVIEW) or record.settled_at is not None:
+            return
+        amount = int(job.payload["amount_minor"])
+        try:
+            state = await self.payments.capture(record.payment_ref, amount, f"{record.id}:capture")
         except PaymentUnavailable as exc:
-            now = utcnow()
-            if now >= job.give_up_at:
-                await self._review(
-                    record, f"payment provider unreachable until the hold expired: {exc}"
-                )
-                await self.store.payment_job_done(session_id)
-                return
-            delay = min(timedelta(seconds=5 * 2**job.attempts), MAX_RETRY_DELAY)
-            await self.store.payment_job_retry(session_id, str(exc), now + delay)
+            await self._not_now(job, record, str(exc))
             return
         except PaymentDeclined as exc:
-            await self._review(record, f"payment provider refused: {exc}")
-            await self.store.payment_job_done(session_id)
-            return
-        if record.state != S.STOPPED:  # a release for a session that never charged
-            await self.store.payment_job_done(session_id)
-            return
-        target = S.NEEDS_REVIEW if (record.reason or "").startswith("price ") else S.SETTLED
-        captured = job.amount_minor if job.kind == "capture" else 0
-        if await self.store.settle(
-            session_id,
-            target,
-            captured,
-            record.payment_ref,
-            record.currency,
-            state.card_brand or record.card_brand,
-            state.card_last4 or record.card_last4,
-        ):
-            await self.sessions.publish(session_id)
-            await self.send_receipt(session_id)
+            await self._review(record, Reason.PROVIDER_REFUSED, f"payment provider refused: {exc}")
+            raise GiveUp(f"refused: {exc}") from None
+        crash_point("capture.answered")
+        vat = int(job.payload.get("vat_minor", 0))
+        async with self.uow() as uow:
+            current = await uow.sessions.get(record.id)
+            if current is None or current.settled_at is not None:
+                return
+            hold = await uow.payments.by_ref(record.payment_ref)
+            if hold is not None:
+                await uow.payments.post(
+                    hold,
+                    f"capture:{record.id}",
+                    captured(amount, vat, record.currency),
+                    status="captured",
+                    captured_minor=amount,
+                    captured_vat_minor=vat,
+                )
+                rest = hold.authorised_minor - amount
+                if rest > 0:  # the provider released the rest with the capture
+                    await uow.payments.post(
+                        hold, f"release:{record.id}", released(rest, record.currency)
+                    )
+            over = current.reason_detail is not None and current.reason_detail.startswith("price ")
+            target = S.NEEDS_REVIEW if over else S.SETTLED
+            values = {
+                "captured_minor": amount,
+                "settled_at": utcnow(),
+                "card_brand": state.card_brand or current.card_brand,
+                "card_last4": state.card_last4 or current.card_last4,
+            }
+            if current.state == target:
+                settled = await uow.sessions.update(current, **values)
+            else:
+                settled = await uow.sessions.move(
+                    current,
+                    target,
+                    reason=Reason.PRICE_EXCEEDED_HOLD if over else current.reason,
+                    deadline_at=deadline_for(
+                        target, utcnow(), self.timeouts, authorized_at=current.authorized_at
+                    ),
+                    **values,
+                )
+            if over:
+                await uow.sessions.alert(settled, "price_exceeded_hold", {"captured": amount})
+            await self._queue_receipt(uow, settled)
+        crash_point("settled.committed")
+        await publish(self.live, settled)
 
-    async def _review(self, record: SessionRecord, why: str) -> None:
-        log.error("session %s needs review: %s", record.id, why)
-        await self.store.transition(
-            record.id, frozenset({S.STOPPED}), S.NEEDS_REVIEW, reason=why[:200]
-        )
-        await self.sessions.publish(record.id)
+    async def run_release(self, job: Job) -> None:
+        """Release the whole hold (job ``payment.release``): the charge never started,
+        or it cost nothing."""
+        record = await self.store.get(str(job.session_id))
+        if record is None or record.payment_ref is None:
+            return
+        try:
+            await self.payments.cancel(record.payment_ref, f"{record.id}:release")
+        except PaymentUnavailable as exc:
+            await self._not_now(job, record, str(exc))
+            return
+        except PaymentDeclined as exc:
+            # The provider will not cancel (captured elsewhere, or gone): a person looks.
+            async with self.uow() as uow:
+                current = await uow.sessions.get(record.id)
+                if current is not None:
+                    await uow.sessions.alert(current, "release_refused", {"error": str(exc)})
+            raise GiveUp(f"release refused: {exc}") from None
+        crash_point("release.answered")
+        async with self.uow() as uow:
+            current = await uow.sessions.get(record.id)
+            if current is None:
+                return
+            hold = await uow.payments.by_ref(record.payment_ref)
+            if hold is not None and hold.authorised_minor > hold.captured_minor:
+                await uow.payments.post(
+                    hold,
+                    f"release:{record.id}",
+                    released(hold.authorised_minor - hold.captured_minor, record.currency),
+                    status="released",
+                )
+            if current.state != S.STOPPED:
+                return  # a start that failed or a reservation canceled: nothing more
+            settled = await uow.sessions.move(
+                current, S.SETTLED, captured_minor=0, settled_at=utcnow()
+            )
+            await self._queue_receipt(uow, settled)
+        await publish(self.live, settled)
 
-    async def send_receipt(self, session_id: str) -> None:
-        """One Web Push with the total, once, to every subscription of the session."""
+    async def _not_now(self, job: Job, record: SessionRecord, error: str) -> None:
+        give_up = job.give_up_at or hold_deadline(record, self.timeouts)
+        if utcnow() >= give_up:
+            await self._review(
+                record,
+                Reason.PROVIDER_UNREACHABLE,
+                f"payment provider unreachable until the hold expired: {error}",
+            )
+            raise GiveUp(error)
+        raise RetryLater(error, backoff(job.attempts, base=5.0, cap=MAX_RETRY_SECONDS))
+
+    async def _review(self, record: SessionRecord, reason: Reason, why: str) -> None:
+        async with self.uow() as uow:
+            current = await uow.sessions.get(record.id)
+            if current is None:
+                return
+            if current.state == S.STOPPED:
+                current = await uow.sessions.move(
+                    current,
+                    S.NEEDS_REVIEW,
+                    reason=reason,
+                    reason_detail=why[:300],
+                    deadline_at=deadline_for(
+                        S.NEEDS_REVIEW, utcnow(), self.timeouts, authorized_at=current.authorized_at
+                    ),
+                )
+            await uow.sessions.alert(current, "needs_review", {"reason": reason, "why": why[:300]})
+        await publish(self.live, current)
+
+    # -- the receipt ----------------------------------------------------------
+    async def _queue_receipt(self, uow: UnitOfWork, record: SessionRecord) -> None:
+        if self.push is None:
+            return
+        await uow.jobs.add(NewJob(JobKind.RECEIPT, f"receipt:{record.id}", session_id=record.id))
+
+    async def run_receipt(self, job: Job) -> None:
+        """One Web Push with the total to every subscription of the session (job
+        ``receipt.push``; the job is done once, so the receipt is sent once)."""
         if self.push is None or self.receipt_text is None:
             return
+        session_id = str(job.session_id)
         subscriptions = await self.store.push_subscriptions(session_id)
-        if not subscriptions or not await self.store.claim_receipt_push(session_id):
-            return
         record = await self.store.get(session_id)
-        assert record is not None
+        if not subscriptions or record is None:
+            return
         total = Money(record.captured_minor or 0, record.currency)
         payload = self.receipt_text(total, f"{self.public_url}/r/{session_id}", record.lang)
         for subscription in subscriptions:
             outcome = await self.push.send(subscription, payload)
             if outcome == "gone":
                 await self.store.remove_push_subscription(session_id, subscription.endpoint)
-
-    # -- timers -----------------------------------------------------------------
-    async def tick(self, now: datetime | None = None) -> None:
-        """Give every session a bounded life: run once a second or so by each instance."""
-        now = now or utcnow()
-        settings = self.sessions.settings
-        for record in await self.store.timers_due(
-            now,
-            unpaid_before=now - timedelta(seconds=settings.reservation_timeout),
-            silent_before=now - timedelta(seconds=settings.silent_timeout),
-        ):
-            try:
-                if record.state == S.CREATED and now - record.created_at > timedelta(
-                    seconds=settings.reservation_timeout
-                ):
-                    await self.sessions.cancel(record.id, "not_paid_in_time")
-                elif (
-                    record.state == S.STARTING
-                    and record.start_deadline
-                    and now > record.start_deadline
-                ):
-                    await self.sessions.fail_start(record.id, "charger_did_not_start")
-                elif record.state in (S.CHARGING, S.STOPPING) and record.transaction_pk is not None:
-                    await self._check_silent(record, now)
-            except Exception:
-                log.exception("timer failed for session %s", record.id)
-        await self.run_due_jobs(now)
-
-    async def _check_silent(self, record: SessionRecord, now: datetime) -> None:
-        last = record.last_reading_at or record.started_at or record.created_at
-        if now - last <= timedelta(seconds=self.sessions.settings.silent_timeout):
-            return
-        if await self.store.charger_connected(record.charger_id):
-            return
-        assert record.transaction_pk is not None
-        info = await self.store.transaction_info(record.transaction_pk)
-        if info is not None and info.ended:
-            await self.finish(record.id, reason=None)
-        else:
-            await self.finish(record.id, reason="charger_silent")
+        async with self.uow() as uow:
+            current = await uow.sessions.get(session_id)
+            if current is not None:
+                await uow.sessions.update(current, receipt_pushed_at=utcnow())

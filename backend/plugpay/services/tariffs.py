@@ -81,6 +81,10 @@ class TariffService:
             audience=audience,
         )
 
+    async def place(self, charger_id: str, connector_id: int) -> ConnectorPlace | None:
+        """Where a connector is (site, time zone, plug): what pages show around a price."""
+        return await self.store.place(charger_id, connector_id)
+
     async def applicable(
         self,
         place: ConnectorPlace,

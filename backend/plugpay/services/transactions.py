@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol
 
 from plugpay.domain.metering import MeterSample, register_flag
@@ -28,13 +27,15 @@ log = logging.getLogger(__name__)
 
 
 class TransactionListener(Protocol):
-    """Told about transactions after their data is durable (the driver's session listens)."""
+    """Told about new readings once they are durable (the driver's live page listens).
 
-    async def on_started(
-        self, transaction_pk: int, id_tag: str | None, started_at: datetime
-    ) -> None: ...
+    A transaction's start and end reach the driver's session through jobs the
+    store writes with them (``transaction.started`` / ``transaction.ended``):
+    durable, applied once, retried until applied. Readings only feed a display,
+    so a reading missed here costs nothing (the bill is priced from the store).
+    """
+
     async def on_readings(self, transaction_pk: int, samples: Sequence[FlaggedSample]) -> None: ...
-    async def on_ended(self, transaction_pk: int, id_tag: str | None) -> None: ...
 
 
 @dataclass
@@ -79,17 +80,17 @@ class TransactionService:
             self._last[pk] = last
         return flagged
 
-    async def id_tag_info(self, id_tag: str | None) -> dict[str, Any] | None:
+    async def id_tag_info(self, id_tag: str | None, charger_id: str) -> dict[str, Any] | None:
         if id_tag is None:
             return None
-        return {"status": await self.chargers.id_tag_status(id_tag)}
+        return {"status": await self.chargers.id_tag_status(id_tag, charger_id)}
 
     # -- OCPP 1.6 -----------------------------------------------------------
     async def start_16(
         self, start: StartInput, samples: Sequence[MeterSample] = ()
     ) -> tuple[int, str]:
         """Record a StartTransaction; (transactionId, idTag status). Repeats get the same id."""
-        status = await self.chargers.id_tag_status(start.id_tag)
+        status = await self.chargers.id_tag_status(start.id_tag, start.charger_id)
         begin = MeterSample(
             at=start.at, energy_wh=start.meter_start_wh, context="Transaction.Begin"
         )
@@ -98,13 +99,12 @@ class TransactionService:
         )
         if created:
             self._last[pk] = (start.at, start.meter_start_wh)
-        await self._tell("on_started", pk, start.id_tag, start.at)
         return pk, status
 
     async def stop_16(self, stop: StopInput, samples: Sequence[MeterSample]) -> dict[str, Any]:
         """Record a StopTransaction once; an unknown transaction is acked and kept for review."""
         response: dict[str, Any] = {}
-        info = await self.id_tag_info(stop.id_tag)
+        info = await self.id_tag_info(stop.id_tag, stop.charger_id)
         if info is not None:
             response["idTagInfo"] = info
         ref = await self.store.find(stop.charger_id, stop.transaction_pk)
@@ -136,7 +136,6 @@ class TransactionService:
             return response
         self._last.pop(stop.transaction_pk, None)
         self._owner.pop(stop.transaction_pk, None)
-        await self._tell("on_ended", stop.transaction_pk, stop.id_tag)
         return stored
 
     async def meter_values(
@@ -173,7 +172,9 @@ class TransactionService:
         """Apply a TransactionEvent once; a repeat (same transaction, seqNo) is answered alike."""
         response: dict[str, Any] = {}
         if event.id_tag is not None:
-            response["idTokenInfo"] = {"status": await self.chargers.id_tag_status(event.id_tag)}
+            response["idTokenInfo"] = {
+                "status": await self.chargers.id_tag_status(event.id_tag, event.charger_id)
+            }
         ref = await self.store.find_by_ocpp_id(event.charger_id, event.ocpp_transaction_id)
         if event.event_type == "Updated" and ref is not None and event.id_tag is None:
             # The hot path: readings only, buffered and group-committed. An update
@@ -192,14 +193,6 @@ class TransactionService:
             self._last.pop(ref.pk, None)
         if event.event_type == "Updated" and ref is not None:
             await self._tell("on_readings", ref.pk, flagged)
-        if self.listener is not None and event.event_type in ("Started", "Ended"):
-            ref = ref or await self.store.find_by_ocpp_id(
-                event.charger_id, event.ocpp_transaction_id
-            )
-            if ref is not None and event.event_type == "Started":
-                await self._tell("on_started", ref.pk, event.id_tag, event.at)
-            elif ref is not None:
-                await self._tell("on_ended", ref.pk, event.id_tag)
         return stored
 
     async def _durable(self, pk: int | None) -> None:

@@ -260,7 +260,7 @@ class SqlChargerStore:
                 .values(firmware_status=status, last_seen_at=at)
             )
 
-    async def id_tag_status(self, id_tag: str) -> str:
+    async def id_tag_status(self, id_tag: str, charger_id: str | None = None) -> str:
         async with self.db.connect() as conn:
             row = (
                 (await conn.execute(select(t.id_tags).where(t.id_tags.c.id_tag == id_tag)))
@@ -269,6 +269,8 @@ class SqlChargerStore:
             )
         if row is None:
             return "Invalid"
+        if row["charger_id"] is not None and row["charger_id"] != charger_id:
+            return "Invalid"  # a paid session's token, shown at another charger
         expires = aware(row["expires_at"])
         if expires is not None and expires < now():
             return "Expired"

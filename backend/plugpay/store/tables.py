@@ -162,6 +162,8 @@ id_tags = Table(
     Column("id_tag", String(64), primary_key=True),
     Column("status", String(16), nullable=False),  # Accepted | Blocked
     Column("expires_at", utc(), nullable=True),
+    # A paid session's token works on its own charger only (None: any charger).
+    Column("charger_id", String(48), nullable=True),
     Column("note", String(200), nullable=True),
     Column("created_at", utc(), nullable=False),
 )
@@ -254,12 +256,16 @@ charging_sessions = Table(
     Column("power_w", BigInteger, nullable=True),
     Column("captured_minor", BigInteger, nullable=True),
     Column("breakdown", JSON, nullable=True),
-    Column("reason", String(200), nullable=True),
+    Column("reason", String(200), nullable=True),  # a domain.session.Reason
+    Column("reason_detail", String(300), nullable=True),  # for operators
+    # When the sweeper looks at the session next (None only in final states).
+    Column("deadline_at", utc(), nullable=True),
     Column("created_at", utc(), nullable=False),
     Column("authorized_at", utc(), nullable=True),
     Column("start_deadline", utc(), nullable=True),
     Column("started_at", utc(), nullable=True),
     Column("last_reading_at", utc(), nullable=True),
+    Column("stop_asked_at", utc(), nullable=True),  # when a stop was first asked for
     Column("stopped_at", utc(), nullable=True),
     Column("settled_at", utc(), nullable=True),
     Column("receipt_pushed_at", utc(), nullable=True),
@@ -274,36 +280,105 @@ charging_sessions = Table(
         sqlite_where=text(f"state IN {ACTIVE_SESSION_STATES!r}"),
         postgresql_where=text(f"state IN {ACTIVE_SESSION_STATES!r}"),
     ),
+    Index("ix_charging_sessions_deadline_at", "deadline_at"),
 )
 
-# Money that moved, per session: sum of captures == receipt total.
+# A payment: a hold on the driver's card for one session (later also saved-method
+# charges and invoice collections). Its movements are journals in the ledger.
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("session_id", String(43), ForeignKey("charging_sessions.id"), nullable=True),
+    Column("provider", String(16), nullable=False),
+    Column("ref", String(64), nullable=False, unique=True),  # the provider's id
+    Column("currency", String(3), nullable=False),
+    Column("authorised_minor", BigInteger, nullable=False, default=0),
+    Column("captured_minor", BigInteger, nullable=False, default=0),
+    Column("refunded_minor", BigInteger, nullable=False, default=0),
+    # The VAT inside what was captured: refunds give back their share of it.
+    Column("captured_vat_minor", BigInteger, nullable=False, default=0),
+    # created | authorised | captured | released | expired | disputed
+    Column("status", String(16), nullable=False),
+    Column("created_at", utc(), nullable=False),
+    Column("updated_at", utc(), nullable=False),
+)
+
+# The double-entry ledger (domain/ledger.py): append-only, each journal's lines
+# sum to zero. A journal is written once: its key names the movement.
 ledger_entries = Table(
     "ledger_entries",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("session_id", String(43), ForeignKey("charging_sessions.id"), nullable=False),
-    Column("kind", String(16), nullable=False),  # capture | release
-    Column("amount_minor", BigInteger, nullable=False),
+    Column("journal", String(120), nullable=False),  # e.g. "capture:<session>"
+    Column("movement", String(16), nullable=False),
+    Column("payment_id", BigInteger, ForeignKey("payments.id"), nullable=False),
+    Column("session_id", String(43), ForeignKey("charging_sessions.id"), nullable=True),
+    Column("account", String(32), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),  # debit > 0, credit < 0
     Column("currency", String(3), nullable=False),
-    Column("payment_ref", String(64), nullable=False),
     Column("created_at", utc(), nullable=False),
-    UniqueConstraint("session_id", "kind"),
+    UniqueConstraint("journal", "account"),
+    Index("ix_ledger_entries_payment_id", "payment_id"),
 )
 
-# The durable queue of captures and releases: retried with the same
-# idempotency key until the provider confirms, or flagged for review.
-payment_jobs = Table(
-    "payment_jobs",
+refunds = Table(
+    "refunds",
     metadata,
-    Column("session_id", String(43), ForeignKey("charging_sessions.id"), primary_key=True),
-    Column("kind", String(16), nullable=False),  # capture | cancel
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("payment_id", BigInteger, ForeignKey("payments.id"), nullable=False),
+    Column("session_id", String(43), ForeignKey("charging_sessions.id"), nullable=True),
+    # Asking for the same refund again finds this row (and refunds nothing more).
+    Column("key", String(200), nullable=False, unique=True),
     Column("amount_minor", BigInteger, nullable=False),
-    Column("idempotency_key", String(80), nullable=False),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", utc(), nullable=False),
-    Column("give_up_at", utc(), nullable=False),
-    Column("last_error", String(300), nullable=True),
+    Column("reason", String(200), nullable=False),
+    Column("state", String(12), nullable=False),  # pending | succeeded | failed
+    Column("provider_ref", String(64), nullable=True, unique=True),
+    Column("source", String(16), nullable=False),  # plugpay | provider (made elsewhere)
+    Column("created_at", utc(), nullable=False),
     Column("done_at", utc(), nullable=True),
+)
+
+disputes = Table(
+    "disputes",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("payment_id", BigInteger, ForeignKey("payments.id"), nullable=False),
+    Column("provider_ref", String(64), nullable=False, unique=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("reason", String(64), nullable=True),
+    Column("funds_withdrawn", Boolean, nullable=False, default=False),
+    Column("created_at", utc(), nullable=False),
+    Column("updated_at", utc(), nullable=False),
+)
+
+# The work that must follow a committed change (capture, release, start and stop
+# commands, receipts, what the charger told us) and the periodic work: claimed
+# with a lease by exactly one worker of any instance, retried with backoff.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(40), nullable=False),
+    Column("key", String(200), nullable=False, unique=True),  # one job per key
+    Column("payload", JSON, nullable=False),
+    Column("session_id", String(43), nullable=True),
+    Column("charger_id", String(48), nullable=True),
+    Column("state", String(12), nullable=False),  # pending | running | done | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("run_at", utc(), nullable=False),
+    Column("lease_until", utc(), nullable=True),
+    Column("worker", String(64), nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("give_up_at", utc(), nullable=True),
+    Column("every_seconds", Integer, nullable=True),  # periodic work
+    Column("created_at", utc(), nullable=False),
+    Column("updated_at", utc(), nullable=False),
+    Column("done_at", utc(), nullable=True),
+    Index("ix_jobs_state_run_at", "state", "run_at"),
+    Index("ix_jobs_session_id", "session_id"),
+    Index("ix_jobs_charger_id", "charger_id"),
 )
 
 webhook_events = Table(
@@ -313,8 +388,11 @@ webhook_events = Table(
     Column("provider", String(16), nullable=False),
     Column("type", String(80), nullable=False),
     Column("payment_ref", String(64), nullable=True),
+    # The whole event as received, kept before it is acted on.
+    Column("body", Text, nullable=True),
     Column("received_at", utc(), nullable=False),
     Column("processed_at", utc(), nullable=True),
+    Column("outcome", String(200), nullable=True),
 )
 
 push_subscriptions = Table(
@@ -342,13 +420,16 @@ __all__ = [
     "charging_sessions",
     "connectors",
     "demo_payments",
+    "disputes",
     "id_tags",
+    "jobs",
     "ledger_entries",
     "metadata",
     "meter_readings",
     "ocpp_messages",
-    "payment_jobs",
+    "payments",
     "push_subscriptions",
+    "refunds",
     "review_items",
     "sites",
     "tariff_assignments",

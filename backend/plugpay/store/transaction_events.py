@@ -16,18 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plugpay.services.ports import EventInput
 from plugpay.store import tables as t
-from plugpay.store.chargers import now
+from plugpay.store.chargers import aware, now
 from plugpay.store.database import Database
+from plugpay.store.jobs import insert_job
 from plugpay.store.readings import BEGIN, END, reading_for, store_readings
+from plugpay.store.transaction_facts import ended_job, started_job
 
 MISSING_START = "first message was not Started"
 
 
 async def apply_event(
     db: Database, dialect: Any, event: EventInput, response: dict[str, Any]
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], bool]:
     """Apply a 2.0.1 TransactionEvent once; a repeat (same transaction, seqNo and event
-    type) gets the stored answer and changes nothing."""
+    type) gets the stored answer and changes nothing. Also whether a job was queued
+    for the driver's session (its transaction started or ended)."""
     stamp = now()
     async with db.begin() as conn:
         row = (
@@ -66,7 +69,7 @@ async def apply_event(
                 )
             ).first()
             if stored is not None and stored.event_type == event.event_type:
-                return dict(stored.response)  # a repeat: the same answer, no change
+                return dict(stored.response), False  # a repeat: the same answer, no change
             # The same seqNo on another kind of event is no repeat: a charger that
             # restarted its numbering (a reboot mid-transaction). Apply it, and say so.
             reused_seq_no = stored is not None
@@ -118,7 +121,22 @@ async def apply_event(
                     received_at=stamp,
                 )
             )
-    return response
+        queued = False
+        # The token that started it may come with Started or later (cable first,
+        # authorised afterwards): the session hears of it once it is known.
+        id_tag = event.id_tag or row["id_tag"]
+        if id_tag and (event.event_type == "Started" or not row["id_tag"]):
+            started_at = row["started_at"] if event.event_type != "Started" else event.at
+            queued |= await insert_job(
+                conn,
+                db.is_sqlite,
+                started_job(event.charger_id, int(pk), id_tag, aware(started_at) or event.at),
+            )
+        if event.event_type == "Ended" and row["status"] != "ended":
+            queued |= await insert_job(
+                conn, db.is_sqlite, ended_job(event.charger_id, int(pk), id_tag)
+            )
+    return response, queued
 
 
 async def _create_from_event(conn: AsyncConnection, event: EventInput, stamp: datetime) -> int:

@@ -7,13 +7,14 @@ that row and gets the same answer without changing anything.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from plugpay.crashpoints import crash_point
 from plugpay.services.ports import (
     EventInput,
     FlaggedSample,
@@ -24,8 +25,10 @@ from plugpay.services.ports import (
 from plugpay.store import tables as t
 from plugpay.store.chargers import aware, now
 from plugpay.store.database import Database
+from plugpay.store.jobs import insert_job
 from plugpay.store.readings import END, latest, reading_rows, store_readings
 from plugpay.store.transaction_events import apply_event, review_columns
+from plugpay.store.transaction_facts import ended_job, started_job
 from plugpay.store.writer import BatchWriter
 
 MAX_ID = 2**63 - 1  # BIGINT
@@ -43,10 +46,17 @@ def _ref(row: Any) -> TransactionRef:
 
 
 class SqlTransactionStore:
-    def __init__(self, db: Database, writer: BatchWriter) -> None:
+    def __init__(
+        self, db: Database, writer: BatchWriter, on_jobs: Callable[[], None] | None = None
+    ) -> None:
         self.db = db
         self.writer = writer
+        self.on_jobs = on_jobs
         self._dialect: Any = sqlite if db.is_sqlite else postgresql
+
+    def _queued(self) -> None:
+        if self.on_jobs is not None:
+            self.on_jobs()
 
     # -- 1.6 ----------------------------------------------------------------
     async def start(self, start: StartInput, samples: Sequence[FlaggedSample]) -> tuple[int, bool]:
@@ -90,6 +100,12 @@ class SqlTransactionStore:
                 await store_readings(
                     conn, self._dialect, start.charger_id, start.connector_id, pk, samples
                 )
+                await insert_job(
+                    conn,
+                    self.db.is_sqlite,
+                    started_job(start.charger_id, int(pk), start.id_tag, start.at),
+                )
+            self._queued()
             return int(pk), True
         except IntegrityError:
             async with self.db.connect() as conn:
@@ -165,6 +181,13 @@ class SqlTransactionStore:
                     received_at=stamp,
                 )
             )
+            await insert_job(
+                conn,
+                self.db.is_sqlite,
+                ended_job(stop.charger_id, int(row["id"]), row["id_tag"] or stop.id_tag),
+            )
+        crash_point("transaction.ended")
+        self._queued()
         return response
 
     async def find(self, charger_id: str, pk: int) -> TransactionRef | None:
@@ -233,4 +256,9 @@ class SqlTransactionStore:
 
     # -- 2.0.1 --------------------------------------------------------------
     async def apply_event(self, event: EventInput, response: dict[str, Any]) -> dict[str, Any]:
-        return await apply_event(self.db, self._dialect, event, response)
+        stored, queued = await apply_event(self.db, self._dialect, event, response)
+        if event.event_type == "Ended":
+            crash_point("transaction.ended")
+        if queued:
+            self._queued()
+        return stored

@@ -1,45 +1,103 @@
-"""What every driver page needs: services, language, the capability cookie."""
+"""What every driver page needs: who is asking, the language, the capability cookie.
+
+The services and the settings a page uses reach its handler as typed Litestar
+dependencies (see ``dependencies`` below and app.py); the principal is resolved
+once per request, and a page of one session gets that session only if the
+principal owns it (``owned_session``), so no handler checks ownership itself.
+"""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
 from litestar.datastructures import Cookie
+from litestar.di import NamedDependency, Provide
 from litestar.response import Template
 from litestar.utils.scope.state import ScopeState
 
-from plugpay.services.sessions import owner_hash
+from plugpay.services.charging import ChargingService
+from plugpay.services.container import Services
+from plugpay.services.live_pricing import LivePricing
+from plugpay.services.ports import SessionRecord
+from plugpay.services.principals import Principal, capability_hash, guest_of
+from plugpay.services.receipts import ReceiptService
+from plugpay.services.reservations import ReservationService
+from plugpay.services.tariffs import TariffService
 from plugpay.web import format as fmt
 from plugpay.web.i18n import pick_language, problem_text, translator
 
 OWNER_COOKIE = "plugpay_owner"
 OWNER_MAX_AGE = 60 * 60 * 24 * 90
+Req = Request[Any, Any, Any]
 
 
-def services(request: Request[Any, Any, Any]) -> Any:
-    return request.app.state.runtime.services
+@dataclass(frozen=True)
+class WebConfig:
+    """What the pages need of the settings."""
+
+    capability_key: str
+    secret_key: str  # only to open sessions started before capability keys
+    public_url: str
+    production: bool
+    push_key: str | None
+    push_allow_private: bool = False
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Secure everywhere but plain-HTTP localhost development."""
+        return not self.public_url.startswith(("http://127.0.0.1", "http://localhost"))
 
 
-def settings(request: Request[Any, Any, Any]) -> Any:
-    return request.app.state.runtime.settings
+# What handlers ask for, each by its own type (see ``dependencies``).
+Web = NamedDependency[WebConfig]
+Reservations = NamedDependency[ReservationService]
+Charging = NamedDependency[ChargingService]
+Pricing = NamedDependency[LivePricing]
+Tariffs = NamedDependency[TariffService]
+Receipts = NamedDependency[ReceiptService]
+Asking = NamedDependency[Principal]
+OwnedSession = NamedDependency[SessionRecord]
 
 
-def language(request: Request[Any, Any, Any]) -> str:
+async def provide_principal(request: Req, web: Web) -> Principal:
+    return guest_of(web.capability_key, web.secret_key, request.cookies.get(OWNER_COOKIE))
+
+
+async def provide_owned_session(
+    session_id: str, principal: Asking, reservations: Reservations
+) -> SessionRecord:
+    """The session of the path, if the principal owns it; NotFound otherwise."""
+    return await reservations.get_owned(session_id, principal)
+
+
+def dependencies(services: Services, web: WebConfig) -> dict[str, Provide]:
+    """Every service by its own type, the principal, and the owned session."""
+
+    def constant(value: Any) -> Provide:
+        return Provide(lambda: value, use_cache=True, sync_to_thread=False)
+
+    return {
+        "web": constant(web),
+        "reservations": constant(services.reservations),
+        "charging": constant(services.charging),
+        "pricing": constant(services.pricing),
+        "tariffs": constant(services.tariffs),
+        "receipts": constant(services.receipts),
+        "webhooks": constant(services.webhooks),
+        "principal": Provide(provide_principal),
+        "session": Provide(provide_owned_session),
+    }
+
+
+def language(request: Req) -> str:
     return pick_language(request.headers.get("accept-language"))
 
 
-def owner_of(request: Request[Any, Any, Any]) -> str | None:
-    """The capability this browser holds, as stored on its sessions (or None)."""
-    token = request.cookies.get(OWNER_COOKIE)
-    if not token or len(token) > 100:
-        return None
-    return owner_hash(settings(request).secret_key, token)
-
-
-def owner_cookie(request: Request[Any, Any, Any]) -> tuple[str, Cookie | None]:
-    """This browser's owner hash, minting the HttpOnly cookie on first use."""
+def owner_cookie(request: Req, web: WebConfig) -> tuple[str, Cookie | None]:
+    """This browser's capability hash, minting the HttpOnly cookie on first use."""
     token = request.cookies.get(OWNER_COOKIE)
     cookie = None
     if not token or len(token) > 100:
@@ -50,25 +108,18 @@ def owner_cookie(request: Request[Any, Any, Any]) -> tuple[str, Cookie | None]:
             max_age=OWNER_MAX_AGE,
             path="/",
             httponly=True,
-            secure=secure_cookies(request),
+            secure=web.secure_cookies,
             samesite="lax",
         )
-    return owner_hash(settings(request).secret_key, token), cookie
+    return capability_hash(web.capability_key, token), cookie
 
 
-def secure_cookies(request: Request[Any, Any, Any]) -> bool:
-    """Secure everywhere but plain-HTTP localhost development."""
-    return not settings(request).public_url.startswith(("http://127.0.0.1", "http://localhost"))
-
-
-def csrf_token(request: Request[Any, Any, Any]) -> str:
+def csrf_token(request: Req) -> str:
     token = ScopeState.from_scope(request.scope).csrf_token
     return token if isinstance(token, str) else ""
 
 
-def page(
-    request: Request[Any, Any, Any], name: str, status_code: int = 200, **context: Any
-) -> Template:
+def page(request: Req, name: str, status_code: int = 200, **context: Any) -> Template:
     lang = language(request)
     return Template(
         template_name=name,

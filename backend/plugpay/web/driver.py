@@ -2,25 +2,52 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Request, get, post
-from litestar.response import Redirect, Response, Template
+from litestar.response import Redirect, Response
 
 from plugpay.domain.errors import InvalidInput
-from plugpay.domain.session import SessionState
-from plugpay.web.context import language, owner_cookie, owner_of, page, services
+from plugpay.domain.session import Reason, SessionState
+from plugpay.services.ports import SessionRecord
+from plugpay.services.reservations import TooManyStarts
+from plugpay.web.context import (
+    Asking,
+    OwnedSession,
+    Reservations,
+    Web,
+    language,
+    owner_cookie,
+    page,
+)
 from plugpay.web.prices import price_display
 
 Req = Request[Any, Any, Any]
 
 
 @get("/c/{charger_id:str}/{connector_id:int}")
-async def connector_page(request: Req, charger_id: str, connector_id: int) -> Template:
-    """The price before anything starts, live availability, and one action."""
-    view = await services(request).sessions.connector(charger_id, connector_id)
+async def connector_page(
+    request: Req,
+    charger_id: str,
+    connector_id: int,
+    reservations: Reservations,
+    principal: Asking,
+    web: Web,
+) -> Response[Any]:
+    """The price before anything starts, live availability, and one action; the
+    browser whose session holds the connector goes back to that session."""
+    own = await reservations.owned_active(charger_id, connector_id, principal)
+    if own is not None:
+        target = "pay" if own.state == SessionState.CREATED else "s"
+        return Redirect(f"/{target}/{own.id}", status_code=303)
+    view = await reservations.connector(charger_id, connector_id)
     prices = price_display(view.tariff, language(request), view.place.time_zone)
-    return page(
+    # The capability cookie comes with the page, before any start: should the
+    # start's answer be lost, this browser still owns what it started.
+    _, cookie = owner_cookie(request, web)
+    response = page(
         request,
         "connector.html",
         view=view,
@@ -30,88 +57,121 @@ async def connector_page(request: Req, charger_id: str, connector_id: int) -> Te
         alt_text=prices.alt_text,
         error=request.query_params.get("error"),
     )
+    if cookie is not None:
+        response.cookies.append(cookie)
+    return response
 
 
 @get("/c/{charger_id:str}/{connector_id:int}/status")
-async def connector_status(request: Req, charger_id: str, connector_id: int) -> Response[Any]:
+async def connector_status(
+    request: Req, charger_id: str, connector_id: int, reservations: Reservations
+) -> Response[Any]:
     """htmx partial: availability, polled by the connector page. Unchanged since the page
     last saw it (``?was=``): 204, which htmx leaves alone."""
-    view = await services(request).sessions.connector(charger_id, connector_id)
+    view = await reservations.connector(charger_id, connector_id)
     if request.query_params.get("was") == view.availability:
         return Response(None, status_code=204)
     return page(request, "_availability.html", view=view, place=view.place)
 
 
 @post("/c/{charger_id:str}/{connector_id:int}/start")
-async def start(request: Req, charger_id: str, connector_id: int) -> Response[Any]:
+async def start(
+    request: Req,
+    charger_id: str,
+    connector_id: int,
+    reservations: Reservations,
+    web: Web,
+) -> Response[Any]:
     """Reserve the connector and place the hold; then the payment page."""
-    owner, cookie = owner_cookie(request)
+    owner, cookie = owner_cookie(request, web)
+    address = request.client.host if request.client else ""
     try:
-        record = await services(request).sessions.create(
-            charger_id, connector_id, owner, language(request)
+        record = await reservations.create(
+            charger_id, connector_id, owner, language(request), address
         )
+    except TooManyStarts as exc:
+        # 429 with the connector page and its message, so a person sees why.
+        view = await reservations.connector(charger_id, connector_id)
+        prices = price_display(view.tariff, language(request), view.place.time_zone)
+        response = page(
+            request,
+            "connector.html",
+            status_code=429,
+            view=view,
+            place=view.place,
+            items=prices.items,
+            example=prices.example,
+            alt_text=prices.alt_text,
+            error=str(exc),
+        )
+        response.headers["Retry-After"] = str(math.ceil(exc.retry_after))
+        return response
     except InvalidInput as exc:
         return Redirect(f"/c/{charger_id}/{connector_id}?error={_q(str(exc))}", status_code=303)
     return Redirect(f"/pay/{record.id}", status_code=303, cookies=[cookie] if cookie else None)
 
 
 @get("/pay/{session_id:str}")
-async def pay_page(request: Req, session_id: str) -> Response[Any]:
-    sessions = services(request).sessions
-    record = await sessions.get_owned(session_id, owner_of(request))
-    if record.state != SessionState.CREATED:
-        return Redirect(f"/s/{session_id}", status_code=303)
-    gateway = sessions.payments
+async def pay_page(
+    request: Req, session: OwnedSession, reservations: Reservations
+) -> Response[Any]:
+    if session.state != SessionState.CREATED:
+        return Redirect(f"/s/{session.id}", status_code=303)
+    session = await reservations.resume_hold(session)
+    gateway = reservations.payments
     return page(
         request,
         "pay.html",
-        record=record,
+        record=session,
         provider=gateway.name,
         publishable_key=gateway.publishable_key,
-        client_secret=await sessions.payment_secret(record) if gateway.name == "stripe" else None,
+        client_secret=await reservations.payment_secret(session)
+        if gateway.name == "stripe"
+        else None,
         error=request.query_params.get("error"),
         authenticate=request.query_params.get("auth") == "1",
     )
 
 
 @post("/pay/{session_id:str}/demo")
-async def demo_pay(request: Req, session_id: str) -> Redirect:
-    sessions = services(request).sessions
-    await sessions.get_owned(session_id, owner_of(request))
+async def demo_pay(request: Req, session: OwnedSession, reservations: Reservations) -> Redirect:
     form = await request.form()
-    record, problem = await sessions.demo_pay(session_id, str(form.get("card", "")))
-    return _after_payment(session_id, record.state, problem)
+    record, problem = await reservations.demo_pay(session.id, str(form.get("card", "")))
+    return _after_payment(record, problem)
 
 
 @post("/pay/{session_id:str}/demo/authenticate")
-async def demo_authenticate(request: Req, session_id: str) -> Redirect:
-    sessions = services(request).sessions
-    await sessions.get_owned(session_id, owner_of(request))
+async def demo_authenticate(
+    request: Req, session: OwnedSession, reservations: Reservations
+) -> Redirect:
     form = await request.form()
-    record, problem = await sessions.demo_authenticate(session_id, form.get("ok") == "1")
-    return _after_payment(session_id, record.state, problem)
+    record, problem = await reservations.demo_authenticate(session.id, form.get("ok") == "1")
+    return _after_payment(record, problem)
+
+
+@post("/pay/{session_id:str}/cancel")
+async def cancel(session: OwnedSession, reservations: Reservations) -> Redirect:
+    """The driver gives up before paying: the connector is free at once."""
+    await reservations.cancel(session.id, Reason.DRIVER_CANCELED)
+    return Redirect(f"/c/{session.charger_id}/{session.connector_id}", status_code=303)
 
 
 @get("/pay/{session_id:str}/return")
-async def stripe_return(request: Req, session_id: str) -> Redirect:
+async def stripe_return(session: OwnedSession, reservations: Reservations) -> Redirect:
     """Where Stripe sends the browser after confirming (3-D Secure included)."""
-    sessions = services(request).sessions
-    await sessions.get_owned(session_id, owner_of(request))
-    record, problem = await sessions.confirm_payment(session_id)
-    return _after_payment(session_id, record.state, problem)
+    record, problem = await reservations.confirm_payment(session.id)
+    return _after_payment(record, problem)
 
 
-def _after_payment(session_id: str, state: str, problem: str | None) -> Redirect:
-    if state != SessionState.CREATED:
-        return Redirect(f"/s/{session_id}", status_code=303)
+def _after_payment(record: SessionRecord, problem: str | None) -> Redirect:
+    if record.state != SessionState.CREATED:
+        return Redirect(f"/s/{record.id}", status_code=303)
     if problem and "confirm" in problem:
-        return Redirect(f"/pay/{session_id}?auth=1", status_code=303)
-    return Redirect(f"/pay/{session_id}?error={_q(problem or '')}", status_code=303)
+        return Redirect(f"/pay/{record.id}?auth=1", status_code=303)
+    return Redirect(f"/pay/{record.id}?error={_q(problem or '')}", status_code=303)
 
 
 def _q(text: str) -> str:
-    from urllib.parse import quote
-
     return quote(text[:200])
 
 
@@ -122,5 +182,6 @@ ROUTES = [
     pay_page,
     demo_pay,
     demo_authenticate,
+    cancel,
     stripe_return,
 ]

@@ -113,6 +113,10 @@ GERMAN: dict[str, str] = {
     "Amount": "Betrag",
     "No charges.": "Keine Kosten.",
     "Total excl. VAT": "Summe exkl. MwSt.",
+    "Refunded": "Erstattet",
+    "Cancel": "Abbrechen",
+    "Cancel frees the connector at once; nothing is charged.": "Abbrechen gibt den Anschluss sofort frei; es wird nichts berechnet.",
+    "Paid after refunds": "Bezahlt nach Erstattung",
     "on": "auf",
     "Reference": "Referenz",
     "Receipt by notification": "Beleg als Benachrichtigung",
@@ -136,7 +140,52 @@ GERMAN: dict[str, str] = {
 # Anything not listed here is shown as GENERIC_PROBLEM, never as given: the query string
 # is part of a link anyone can send.
 PROBLEMS: dict[str, tuple[str, str]] = {
+    # plugpay.payments: refunds and saved cards
+    "This payment was not taken, so there is nothing to refund.": (
+        "This payment was not taken, so there is nothing to refund.",
+        "Diese Zahlung wurde nicht eingezogen, es gibt also nichts zu erstatten.",
+    ),
+    "The refund is more than what is left of the payment.": (
+        "The refund is more than what is left of the payment.",
+        "Die Erstattung ist höher als der verbleibende Betrag der Zahlung.",
+    ),
+    "This payment was already refunded in full.": (
+        "This payment was already refunded in full.",
+        "Diese Zahlung wurde bereits vollständig erstattet.",
+    ),
+    "This payment is disputed by the cardholder and cannot be refunded.": (
+        "This payment is disputed by the cardholder and cannot be refunded.",
+        "Diese Zahlung wird vom Karteninhaber angefochten und kann nicht erstattet werden.",
+    ),
+    "This refund does not exist.": (
+        "This refund does not exist.",
+        "Diese Erstattung gibt es nicht.",
+    ),
+    "This customer does not exist.": (
+        "This customer does not exist.",
+        "Diesen Kunden gibt es nicht.",
+    ),
+    "This saved card does not exist.": (
+        "This saved card does not exist.",
+        "Diese gespeicherte Karte gibt es nicht.",
+    ),
+    "This card registration does not exist.": (
+        "This card registration does not exist.",
+        "Diese Kartenhinterlegung gibt es nicht.",
+    ),
+    "This card is not saved for this customer.": (
+        "This card is not saved for this customer.",
+        "Diese Karte ist für diesen Kunden nicht gespeichert.",
+    ),
+    "This card registration cannot be changed any more.": (
+        "This card registration cannot be changed any more.",
+        "Diese Kartenhinterlegung kann nicht mehr geändert werden.",
+    ),
     # plugpay.services.sessions: reserving the connector
+    "too many starts from here; please wait a few minutes": (
+        "Too many starts from this device or network. Please wait a few minutes.",
+        "Zu viele Starts von diesem Gerät oder Netz. Bitte warten Sie ein paar Minuten.",
+    ),
     "connector is occupied": (
         "Someone else is using this connector right now.",
         "Dieser Anschluss wird gerade von jemand anderem genutzt.",

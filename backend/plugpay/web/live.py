@@ -11,34 +11,31 @@ from litestar import Request, get, post
 from litestar.response import Redirect, Response, ServerSentEvent, ServerSentEventMessage, Template
 
 from plugpay.domain.errors import InvalidInput
-from plugpay.domain.session import TERMINAL_STATES, SessionState
+from plugpay.domain.session import FINAL_STATES as FINAL
 from plugpay.services.ports import PushSubscription
-from plugpay.services.sessions import snapshot
-from plugpay.web.context import owner_of, page, services, settings
+from plugpay.services.snapshots import snapshot
+from plugpay.web.context import Charging, OwnedSession, Pricing, Reservations, Tariffs, Web, page
 
 Req = Request[Any, Any, Any]
 KEEPALIVE_SECONDS = 15.0
-FINAL = frozenset({*TERMINAL_STATES, SessionState.NEEDS_REVIEW})
 # Tells the page (sse-close="close") that nothing more will come, so the browser does not
 # reconnect to a finished session over and over.
 CLOSE = ServerSentEventMessage(data="", event="close")
 
 
 @get("/s/{session_id:str}")
-async def session_page(request: Req, session_id: str) -> Template:
+async def session_page(request: Req, session: OwnedSession, tariffs: Tariffs, web: Web) -> Template:
     """kWh, power, elapsed time, cost so far and hold remaining; live over SSE."""
-    svc = services(request)
-    record = await svc.sessions.get_owned(session_id, owner_of(request))
-    place = await svc.tariffs.store.place(record.charger_id, record.connector_id)
+    place = await tariffs.place(session.charger_id, session.connector_id)
     return page(
         request,
         "session.html",
-        record=record,
-        live=snapshot(record),
-        session_id=session_id,
-        connector_url=_connector_url(record),
+        record=session,
+        live=snapshot(session),
+        session_id=session.id,
+        connector_url=_connector_url(session),
         site_name=place.site_name if place else None,
-        vapid_key=svc.push_key,
+        vapid_key=web.push_key,
     )
 
 
@@ -60,16 +57,15 @@ def _render(request: Req, record: Any, live: dict[str, Any]) -> str:
 
 
 @get("/s/{session_id:str}/events")
-async def session_events(request: Req, session_id: str) -> ServerSentEvent:
+async def session_events(request: Req, session: OwnedSession, pricing: Pricing) -> ServerSentEvent:
     """Server-Sent Events: a full snapshot per update; resumes with Last-Event-ID."""
-    sessions = services(request).sessions
-    record = await sessions.get_owned(session_id, owner_of(request))
-    subscription = await sessions.live.subscribe(session_id)
+    record, session_id = session, session.id
+    subscription = await pricing.watch(session_id)
     last_seen = request.headers.get("last-event-id")
 
     async def stream() -> AsyncIterator[ServerSentEventMessage]:
         try:
-            current = await sessions.store.get(session_id)
+            current = await pricing.current(session_id)
             live = snapshot(current or record)
             if str(live["id"]) != last_seen:
                 yield ServerSentEventMessage(
@@ -104,11 +100,9 @@ async def session_events(request: Req, session_id: str) -> ServerSentEvent:
 
 
 @post("/s/{session_id:str}/stop")
-async def stop(request: Req, session_id: str) -> Redirect:
-    sessions = services(request).sessions
-    await sessions.get_owned(session_id, owner_of(request))
-    await sessions.stop(session_id)
-    return Redirect(f"/s/{session_id}", status_code=303)
+async def stop(session: OwnedSession, charging: Charging) -> Redirect:
+    await charging.stop(session.id)
+    return Redirect(f"/s/{session.id}", status_code=303)
 
 
 class _Keys(msgspec.Struct):
@@ -122,20 +116,20 @@ class _PushBody(msgspec.Struct):
 
 
 @post("/s/{session_id:str}/push", status_code=204)
-async def subscribe_push(request: Req, session_id: str) -> Response[None]:
+async def subscribe_push(
+    request: Req, session: OwnedSession, reservations: Reservations, web: Web
+) -> Response[None]:
     """Store the browser's Web Push subscription for the receipt notification."""
-    sessions = services(request).sessions
-    await sessions.get_owned(session_id, owner_of(request))
     try:
         body = msgspec.json.decode(await request.body(), type=_PushBody)
     except msgspec.ValidationError as exc:
         raise InvalidInput(f"push subscription: {exc}") from None
     except msgspec.DecodeError:
         raise InvalidInput("push subscription must be JSON") from None
-    await sessions.add_push(
-        session_id,
+    await reservations.add_push(
+        session.id,
         PushSubscription(body.endpoint, body.keys.p256dh, body.keys.auth),
-        require_https=settings(request).production,
+        allow_private=web.push_allow_private,
     )
     return Response(None, status_code=204)
 

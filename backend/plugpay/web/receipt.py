@@ -8,19 +8,18 @@ from litestar import Request, get
 from litestar.response import Template
 
 from plugpay.web import format as fmt
-from plugpay.web.context import owner_of, page, services
+from plugpay.web.context import OwnedSession, Receipts, page
 
 Req = Request[Any, Any, Any]
 
 
 @get("/r/{session_id:str}")
-async def receipt_page(request: Req, session_id: str) -> Template:
-    """Site, charger, times, meter, energy, each price line with VAT, total, payment method."""
-    svc = services(request)
-    record = await svc.sessions.get_owned(session_id, owner_of(request))
-    details = await svc.receipts.details(record)
+async def receipt_page(request: Req, session: OwnedSession, receipts: Receipts) -> Template:
+    """Site, charger, times, meter, energy, each price line with VAT, total, payment
+    method, and any refund."""
+    details = await receipts.details(session)
     vat = fmt.vat_summary(details.lines, details.currency)
-    return page(request, "receipt.html", record=record, receipt=details, vat=vat)
+    return page(request, "receipt.html", record=session, receipt=details, vat=vat)
 
 
 ROUTES = [receipt_page]

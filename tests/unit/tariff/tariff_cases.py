@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -101,3 +101,42 @@ def trace(
             Sample(at=at, energy_wh=energy, charging=charging, power_w=power_w, current_a=current_a)
         )
     return samples
+
+
+def time_billed_minute_by_minute(
+    t: Tariff, start: datetime, minutes: Iterable[int], zone: ZoneInfo
+) -> dict[Decimal, Decimal]:
+    """Charging minutes per TIME price, reading the restrictions independently of the engine.
+
+    ``minutes`` are the minutes since ``start`` (aware) spent charging; each is
+    judged on the site's wall clock at its real instant.
+    """
+    billed: dict[Decimal, Decimal] = {}
+    for minute in minutes:
+        local_time = (start + timedelta(minutes=minute)).astimezone(zone)
+        clock_now = local_time.hour * 60 + local_time.minute
+        for element in t.elements:
+            r = element.restrictions
+            if r is not None:
+                if r.day_of_week and local_time.weekday() not in {
+                    d.iso_index for d in r.day_of_week
+                }:
+                    continue
+                if r.start_time is not None:
+                    begin = r.start_time.hour * 60 + r.start_time.minute
+                    end = (r.end_time.hour * 60 + r.end_time.minute) or 1440 if r.end_time else 1440
+                    inside = (
+                        begin <= clock_now < end
+                        if begin < end
+                        else (clock_now >= begin or clock_now < end)
+                    )
+                    if not inside:
+                        continue
+                if r.min_duration is not None and minute * 60 < r.min_duration:
+                    continue
+                if r.max_duration is not None and minute * 60 >= r.max_duration:
+                    continue
+            price = element.price_components[0].price
+            billed[price] = billed.get(price, Decimal(0)) + 1
+            break
+    return billed

@@ -174,3 +174,39 @@ def sessions(draw: st.DrawFn, max_steps: int = 12) -> tuple[str, list[Sample]]:
             Sample(at=at, energy_wh=register, charging=charging, power_w=power, current_a=current)
         )
     return zone, samples
+
+
+@st.composite
+def time_of_use_tariffs(draw: st.DrawFn) -> Tariff:
+    """TIME-only tariffs with calendar and duration restrictions on whole minutes, step 0."""
+    elements: list[dict[str, Any]] = []
+    for _ in range(draw(st.integers(1, 4))):
+        restrictions: dict[str, Any] = {}
+        if draw(st.booleans()):
+            start, end = draw(clock), draw(clock)
+            if start != end:
+                restrictions.update(start_time=start, end_time=end)
+        if draw(st.booleans()):
+            restrictions["day_of_week"] = draw(
+                st.lists(st.sampled_from(DAYS), min_size=1, max_size=4, unique=True)
+            )
+        if draw(st.booleans()):
+            restrictions[draw(st.sampled_from(["min_duration", "max_duration"]))] = 60 * draw(
+                st.integers(1, 600)
+            )
+        if restrictions:
+            price = draw(st.decimals(min_value=0, max_value=9, places=2))
+            elements.append(
+                {
+                    "price_components": [{"type": "TIME", "price": price, "step_size": 0}],
+                    "restrictions": restrictions,
+                }
+            )
+    elements.append(
+        {"price_components": [{"type": "TIME", "price": Decimal("0.5"), "step_size": 0}]}
+    )
+    try:
+        return parse_tariff({"id": "tou", "currency": "EUR", "elements": elements})
+    except TariffError:
+        assume(False)
+        raise

@@ -8,7 +8,8 @@ Public API (import from here):
   :class:`Dimension`, :class:`DayOfWeek`, :class:`TariffType`,
   :class:`ReservationRestriction`
 * OCPI JSON: :func:`parse_tariff`, :func:`tariff_to_ocpi`, :func:`tariff_to_json`
-* sessions: :class:`Sample`, :class:`SessionTrace`
+* sessions: :class:`Sample`, :class:`SessionTrace`; site-local times:
+  :func:`site_instant`, :func:`local_time_kind`, :class:`LocalTimeKind`
 * pricing: :func:`price_session`, :class:`IncrementalPricer`, :func:`quote`,
   :func:`quote_periods`, :class:`PriceBreakdown`, :class:`PriceLine`,
   :func:`breakdown_to_json`
@@ -59,7 +60,13 @@ from plugpay.domain.tariff.promotion import (
 )
 from plugpay.domain.tariff.select import TariffCandidate, TariffSource, select_tariff
 from plugpay.domain.tariff.serialize import tariff_to_json, tariff_to_ocpi
-from plugpay.domain.tariff.session import Sample, SessionTrace
+from plugpay.domain.tariff.session import (
+    LocalTimeKind,
+    Sample,
+    SessionTrace,
+    local_time_kind,
+    site_instant,
+)
 
 __all__ = [
     "DayOfWeek",
@@ -68,6 +75,7 @@ __all__ = [
     "DisplayItem",
     "DisplayText",
     "IncrementalPricer",
+    "LocalTimeKind",
     "Price",
     "PriceBreakdown",
     "PriceComponent",
@@ -94,11 +102,13 @@ __all__ = [
     "check_promotion",
     "display_tariff",
     "find_promotion",
+    "local_time_kind",
     "parse_tariff",
     "price_session",
     "quote",
     "quote_periods",
     "select_tariff",
+    "site_instant",
     "tariff_to_json",
     "tariff_to_ocpi",
 ]

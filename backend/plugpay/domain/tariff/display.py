@@ -57,8 +57,10 @@ def display_tariff(
 ) -> TariffDisplay:
     """The driver-facing price texts of ``tariff`` (``locale`` "en" or "de").
 
-    ``example_start`` is when the worked example starts (site-local when naive);
-    usually "now", so time-of-use tariffs show what applies at the moment.
+    ``example_start`` is when the worked example starts (site-local when naive,
+    read as :func:`.session.site_instant` says); usually "now", so time-of-use
+    tariffs show what applies at the moment. Its minutes are elapsed time, also
+    across a daylight saving change.
     ``example_current_a`` (e.g. the connector's rated current) lets elements
     restricted by current apply to the example; without it they do not.
     """

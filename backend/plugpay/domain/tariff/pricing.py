@@ -12,7 +12,7 @@ from plugpay.domain.tariff.breakdown import PriceBreakdown
 from plugpay.domain.tariff.errors import SessionTraceError
 from plugpay.domain.tariff.incremental import IncrementalPricer
 from plugpay.domain.tariff.model import Tariff
-from plugpay.domain.tariff.session import Sample, SessionTrace, resolve_tz
+from plugpay.domain.tariff.session import Sample, SessionTrace, resolve_tz, site_instant
 
 _PERIOD_FIELDS = frozenset({"minutes", "kwh", "power_kw", "current_a", "charging"})
 
@@ -47,7 +47,10 @@ def quote(
     """The price of charging ``kwh`` evenly over ``minutes`` from ``start_local``, then parking.
 
     ``start_local`` is site-local wall time when naive (as typed on the command
-    line), or any aware datetime. Energy is rounded to whole Wh (half-up).
+    line; :func:`.session.site_instant` says which instant a time the clock
+    repeats or skips means), or any aware datetime. Minutes are elapsed time,
+    so a quote across a daylight saving change lasts exactly as long as a
+    session would. Energy is rounded to whole Wh (half-up).
     """
     period: dict[str, Any] = {"minutes": minutes, "kwh": kwh, "charging": True}
     if power_kw is not None:
@@ -79,13 +82,16 @@ def quote_periods(
 def quote_samples(
     periods: Sequence[Mapping[str, Any]], *, start_local: datetime, tz: tzinfo | str
 ) -> list[Sample]:
-    """The samples a list of quote periods stands for (one per period start, one at the end)."""
+    """The samples a list of quote periods stands for (one per period start, one at the end).
+
+    Their times are UTC: adding minutes to a local time would be wall-clock
+    arithmetic (02:30 CEST + 60 min = 03:30 CET, two hours later).
+    """
     zone = resolve_tz(tz)
-    start = start_local if start_local.tzinfo is not None else start_local.replace(tzinfo=zone)
     if not periods:
         raise SessionTraceError("periods: give at least one period")
     samples: list[Sample] = []
-    at = start
+    at = site_instant(start_local, zone)
     total_kwh = Decimal(0)
     energy_wh = 0
     for index, period in enumerate(periods):

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
+from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from plugpay.domain.tariff.errors import SessionTraceError
@@ -69,6 +70,40 @@ def as_utc(moment: datetime, what: str) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise SessionTraceError(f"{what} must be timezone-aware, got {moment.isoformat()}")
     return moment.astimezone(UTC)
+
+
+class LocalTimeKind(StrEnum):
+    """How often a site's wall clock shows a local date and time."""
+
+    UNIQUE = "unique"
+    REPEATED = "repeated"  # the hour the clock is set back (autumn)
+    SKIPPED = "skipped"  # the hour the clock jumps over (spring)
+
+
+def local_time_kind(wall: datetime, tz: tzinfo | str) -> LocalTimeKind:
+    """Whether the naive ``wall`` time happens once, twice or never in ``tz``."""
+    zone = resolve_tz(tz)
+    naive = wall.replace(tzinfo=None)
+    first = naive.replace(tzinfo=zone, fold=0)
+    if first.utcoffset() == naive.replace(tzinfo=zone, fold=1).utcoffset():
+        return LocalTimeKind.UNIQUE
+    if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == naive:
+        return LocalTimeKind.REPEATED
+    return LocalTimeKind.SKIPPED
+
+
+def site_instant(moment: datetime, tz: tzinfo | str) -> datetime:
+    """The UTC instant of ``moment``: as it says when aware, on the site's clock when naive.
+
+    A naive time the clock shows twice means the first of them; one it skips
+    moves forward by the length of the gap (02:30 on a spring-forward night
+    in Berlin is 03:30 CEST). These are PEP 495's readings of fold=0, chosen
+    here on purpose so that a quote, a worked example and the CLI agree. An
+    aware ``moment`` (an offset, or fold=1) picks either occurrence itself.
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=resolve_tz(tz), fold=0)
+    return as_utc(moment, "start")
 
 
 def check_sample(sample: Sample) -> None:

@@ -1,0 +1,1 @@
+"""Rate limiters: in process (one server instance), or in Redis across instances."""
