@@ -38,6 +38,7 @@ from support.crash import (
     report,
     seed,
     server_env,
+    session_row,
 )
 from support.server import free_port
 
@@ -57,7 +58,7 @@ WINDOWS = [
 ROUNDS = int(os.environ.get("PLUGPAY_CRASH_RUNS", "3"))
 SEED = int(os.environ.get("PLUGPAY_CRASH_SEED", str(int(time.time()) % 100_000)))
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(600 + 120 * ROUNDS)
 
 
 class Crashes:
@@ -229,7 +230,18 @@ async def test_kills_at_random_moments_of_many_sessions_lose_nothing(crashes: Op
         await harness.restart()
     await asyncio.sleep(1.0)  # the last receipts and releases
     problems = await audit(harness.runtime, harness.sim, session_ids)
-    print(f"{len(session_ids)} sessions, {len(kills)} kills, seed {SEED}: {problems or 'all well'}")
+    states: dict[str, int] = {}
+    for session_id in session_ids:
+        row = await session_row(harness.runtime, session_id)
+        states[row["state"]] = states.get(row["state"], 0) + 1
+    balance = await harness.runtime.ledger.trial_balance()
+    print(
+        f"seed {SEED}: {len(session_ids)} sessions, {len(kills)} kills, "
+        f"{harness.server.starts} server starts; ended {states}; "
+        f"ledger sum {sum(balance.values())}; captured "
+        f"{balance.get(('EUR', 'driver_receivable'), 0)}"
+        f" minor units; problems: {problems or 'none'}"
+    )
     assert problems == [], f"seed {SEED}"
     assert len(session_ids) == 2 * ROUNDS
     assert kills, "the server was never killed"

@@ -21,6 +21,7 @@ from support.crash import (
     RecordingCharger,
     ServerProcess,
     audit,
+    quiet,
     report,
     seed,
     server_env,
@@ -133,6 +134,7 @@ async def test_a_capture_cut_short_by_a_kill_is_finished_by_the_other_instance(
         await until(settled, 120, f"not settled: {await report(pair.runtime, session_id)}")
         dead = [s for s in (pair.a, pair.b) if not s.alive]
         assert len(dead) == 1, "one instance, and only one, died at the capture"
+        await quiet(pair.runtime)  # the receipt job, after the settlement
         jobs = {r["kind"]: r for r in await job_rows(pair.runtime, session_id)}
         # The capture: taken over once the dead worker's lease ran out, done once.
         capture = jobs["payment.capture"]
