@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader
-from litestar import Litestar, asgi
+from litestar import Litestar, Router, asgi
 from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.openapi import OpenAPIConfig
@@ -23,7 +23,7 @@ from plugpay.ocpp.route import make_ocpp_endpoint
 from plugpay.runtime import build_push, build_runtime
 from plugpay.services.ports import PushSender
 from plugpay.web import driver, live, receipt, shell
-from plugpay.web.context import WebConfig, dependencies
+from plugpay.web.context import WebConfig, dependencies, owner_guard
 from plugpay.web.security import security_headers
 
 TEMPLATES = Path(__file__).parent / "web" / "templates"
@@ -89,8 +89,15 @@ def create_app(
             ocpp_route,
             *shell.ROUTES,
             *driver.ROUTES,
-            *live.ROUTES,
-            *receipt.ROUTES,
+            Router(
+                path="/",
+                route_handlers=[
+                    *driver.SESSION_ROUTES,
+                    *live.SESSION_ROUTES,
+                    *receipt.SESSION_ROUTES,
+                ],
+                guards=[owner_guard(runtime.services.reservations, web)],
+            ),
         ],
         dependencies=dependencies(runtime.services, web),
         lifespan=[lifespan],

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency, Provide
+from litestar.handlers.base import BaseRouteHandler
 from litestar.response import Template
+from litestar.types import Guard
 from litestar.utils.scope.state import ScopeState
 
 from plugpay.services.charging import ChargingService
@@ -66,11 +69,25 @@ async def provide_principal(request: Req, web: Web) -> Principal:
     return guest_of(web.capability_key, web.secret_key, request.cookies.get(OWNER_COOKIE))
 
 
-async def provide_owned_session(
-    session_id: str, principal: Asking, reservations: Reservations
-) -> SessionRecord:
-    """The session of the path, if the principal owns it; NotFound otherwise."""
-    return await reservations.get_owned(session_id, principal)
+def owner_guard(reservations: ReservationService, web: WebConfig) -> Guard:
+    """The guard of every page of one session: the session of the path, for its
+    owner only (404 for anyone else, with no hint whether it exists). What it found
+    reaches the handler as the ``session`` dependency."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = guest_of(
+            web.capability_key, web.secret_key, connection.cookies.get(OWNER_COOKIE)
+        )
+        session_id = str(connection.path_params.get("session_id", ""))
+        connection.state.owned_session = await reservations.get_owned(session_id, principal)
+
+    return guard
+
+
+async def provide_owned_session(request: Req) -> SessionRecord:
+    """The session the owner guard let through."""
+    session: SessionRecord = request.state.owned_session
+    return session
 
 
 def dependencies(services: Services, web: WebConfig) -> dict[str, Provide]:

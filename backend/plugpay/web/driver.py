@@ -175,13 +175,6 @@ def _q(text: str) -> str:
     return quote(text[:200])
 
 
-ROUTES = [
-    connector_page,
-    connector_status,
-    start,
-    pay_page,
-    demo_pay,
-    demo_authenticate,
-    cancel,
-    stripe_return,
-]
+ROUTES = [connector_page, connector_status, start]
+# The pages of one session: behind the owner guard (see web.context.owner_guard).
+SESSION_ROUTES = [pay_page, demo_pay, demo_authenticate, cancel, stripe_return]

@@ -134,4 +134,4 @@ async def subscribe_push(
     return Response(None, status_code=204)
 
 
-ROUTES = [session_page, session_events, stop, subscribe_push]
+SESSION_ROUTES = [session_page, session_events, stop, subscribe_push]

@@ -22,4 +22,4 @@ async def receipt_page(request: Req, session: OwnedSession, receipts: Receipts) 
     return page(request, "receipt.html", record=session, receipt=details, vat=vat)
 
 
-ROUTES = [receipt_page]
+SESSION_ROUTES = [receipt_page]
