@@ -34,7 +34,7 @@ from plugpay.services.tariffs import TariffService
 S = SessionState
 # A transaction without a driver's session (an RFID card, a session whose start
 # is still being applied): looked up again after this many seconds.
-NO_SESSION_SECONDS = 5.0
+NO_SESSION_SECONDS = 2.0
 
 
 def to_sample(reading: Reading) -> Sample:
@@ -111,11 +111,9 @@ class LivePricing:
             cost_minor=cost,
             power_w=last.power_w,
             last_reading_at=last.at,
-            # Heard from the charger: the silent-charger deadline moves on (by our
-            # clock: a charger's may be off by hours).
-            deadline_at=datetime.now(UTC) + self.timeouts.silent
-            if record.state == S.CHARGING
-            else record.deadline_at,
+            # Heard from the charger: the silent-charger deadline moves on while it
+            # charges (by our clock: a charger's may be off by hours).
+            deadline_at=datetime.now(UTC) + self.timeouts.silent,
         )
         if updated is None:  # settled or stopped meanwhile
             self._charging.pop(record.id, None)

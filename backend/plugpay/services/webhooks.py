@@ -226,13 +226,14 @@ class WebhookService:
 
     async def _dispute(self, kind: str, ref: str, details: DisputeDetails) -> str:
         async with self.uow() as uow:
+            # The session first, then its payment: the order every unit locks them in.
+            session = await uow.sessions.by_payment_ref(ref)
             payment = await uow.payments.by_ref(ref)
             if payment is None:
                 return "no payment"
             withdrawn = await uow.payments.upsert_dispute(
                 payment, details.ref, details.amount_minor, details.status, details.reason
             )
-            session = await uow.sessions.get(payment.session_id) if payment.session_id else None
             if kind == "charge.dispute.funds_withdrawn" and not withdrawn:
                 await uow.payments.post(
                     payment,

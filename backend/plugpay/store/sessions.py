@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, case, select, update
 
 from plugpay.services.ports import PushSubscription, Reading, SessionRecord, TransactionInfo
 from plugpay.store import tables as t
@@ -35,14 +35,17 @@ _TIMES = {
 def _live_update(columns: tuple[str, ...]) -> Any:
     """The live-figures UPDATE for these columns, built once: it runs for every
     reading of every charging session, and building it costs more than running it."""
+    values: dict[str, Any] = {c: bindparam(f"new_{c}") for c in columns if c != "deadline_at"}
+    if "deadline_at" in columns:
+        # The silent-charger deadline moves on while charging; a stopping session
+        # keeps the deadline of its stop (the row may have moved on meanwhile).
+        values["deadline_at"] = case(
+            (_S.c.state == "CHARGING", bindparam("new_deadline_at")), else_=_S.c.deadline_at
+        )
     return (
         update(_S)
         .where(_S.c.id == bindparam("session_id"), _S.c.state.in_(("CHARGING", "STOPPING")))
-        .values(
-            updated_at=bindparam("updated_at"),
-            version=_S.c.version + 1,
-            **{c: bindparam(f"new_{c}") for c in columns},
-        )
+        .values(updated_at=bindparam("updated_at"), version=_S.c.version + 1, **values)
         .returning(*_S.c)
     )
 
