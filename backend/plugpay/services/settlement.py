@@ -157,9 +157,10 @@ class SettlementService:
         async with self.uow() as uow:
             current = await uow.sessions.get(record.id)
             if current is not None:
+                late = f"late stop priced {total}, settled {record.cost_minor}"
+                earlier = current.reason_detail
                 await uow.sessions.update(
-                    current,
-                    reason_detail=f"late stop priced {total}, settled {record.cost_minor}",
+                    current, reason_detail=f"{earlier}; {late}" if earlier else late
                 )
 
     # -- money ------------------------------------------------------------------
@@ -200,7 +201,8 @@ class SettlementService:
                     await uow.payments.post(
                         hold, f"release:{record.id}", released(rest, record.currency)
                     )
-            over = current.reason_detail is not None and current.reason_detail.startswith("price ")
+            # The bill fixed at the stop is more than the hold could take.
+            over = (current.cost_minor or 0) > amount
             target = S.NEEDS_REVIEW if over else S.SETTLED
             values = {
                 "captured_minor": amount,

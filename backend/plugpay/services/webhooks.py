@@ -36,7 +36,7 @@ from plugpay.services.ports.payments import (
 )
 from plugpay.services.refunds import book_refund
 from plugpay.services.reservations import ReservationService
-from plugpay.services.session_moves import fail_start, utcnow
+from plugpay.services.session_moves import cancel_reservation, fail_start, utcnow
 
 log = logging.getLogger(__name__)
 S = SessionState
@@ -143,7 +143,10 @@ class WebhookService:
                 return "no session"
             state = S(record.state)
             if state == S.CREATED:
-                await self.reservations.cancel(record.id, Reason.HOLD_CANCELED_BY_PROVIDER)
+                # In this unit: a second one opened inside it would wait for itself.
+                await cancel_reservation(
+                    uow, record, Reason.HOLD_CANCELED_BY_PROVIDER, self.timeouts
+                )
                 return "reservation canceled"
             if state in (S.AUTHORIZED, S.STARTING) and record.transaction_pk is None:
                 await fail_start(uow, record, Reason.HOLD_CANCELED_BY_PROVIDER, self.timeouts)
