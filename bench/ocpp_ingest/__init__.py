@@ -1,12 +1,15 @@
-"""OCPP ingest benchmark (issue 2): server CPU per MeterValues, idle memory, reconnect storm.
+"""OCPP ingest benchmark (issue 2): server CPU per call, idle memory, reconnect storm.
 
 One run measures, each server in its own process (``servers.py``) and the
-chargers in separate client processes (``load.py``), all on 127.0.0.1:
+chargers in separate client processes (``load.py``, ``load201.py``), all on
+127.0.0.1:
 
 (a) plugpay's gateway with persistence (uvicorn configured as by ``plugpay
     serve``, SQLite file migrated with alembic, MeterValues attached to a
     transaction started with StartTransaction, so every reading and frame is
     stored);
+(p) the same on PostgreSQL (a fresh database on ``--pg-url``, created and
+    dropped by the run; target: throughput >= 70 % of (a)'s);
 (b) the stock ``ocpp`` 1.6 ``ChargePoint`` with its default jsonschema
     validation and no persistence, behind ``websockets.serve``;
 (c) a bare ``websockets.serve`` that answers each frame with ``[3, id, {}]``
@@ -16,6 +19,9 @@ Load: ``--conns`` chargers each send 1.6 MeterValues as fast as they are
 answered, one CALL outstanding per connection. After a warm-up, the server
 process's CPU time (user + system, all threads) over the measured window is
 divided by the messages answered in it. Targets: a <= 0.3 x b, a <= 4 x c.
+
+(m) the OCPP 2.0.1 session mix on the same four kinds of server, and
+(o) open-loop load at 1x, 2x and 3x plugpay's capacity: see ``mix.py``.
 
 (d) memory per idle connection: RSS of the plugpay server process before
     and after ``--idle`` chargers connected, booted and left idle, divided by
@@ -35,181 +41,96 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import select
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import psutil
+from .idle import idle_and_storm, print_idle_and_storm
+from .mix import mix_all, print_mix
+from .postgres import DEFAULT_URL, available, fresh_database
+from .postgres import counts as pg_counts
+from .processes import (
+    LOAD,
+    PASSWORD,
+    BenchError,
+    Processes,
+    attempt,
+    cpu_seconds,
+    note,
+    read_json_line,
+    settle,
+    split,
+    start_server,
+    verdict,
+)
 
-HERE = Path(__file__).resolve().parent
-SERVERS = HERE / "servers.py"
-LOAD = HERE / "load.py"
-PASSWORD = "bench-password-0123456789"  # 25 characters: OCPP allows 16-40
+__all__ = [
+    "BenchError",
+    "Processes",
+    "cpu_seconds",
+    "main",
+    "note",
+    "read_json_line",
+    "settle",
+    "split",
+    "verdict",
+]
 
 TARGET_A_OVER_B = 0.3
 TARGET_A_OVER_C = 4.0
-TARGET_IDLE_KIB = 40.0
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-class Processes:
-    """Every child started by this run; all are stopped on exit, error or Ctrl-C."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.children: list[subprocess.Popen[str]] = []
-        self._logs = 0
-
-    def spawn(self, script: Path, *args: str, stdin: bool = False) -> subprocess.Popen[str]:
-        self._logs += 1
-        log = self.workdir / f"{script.stem}-{self._logs}.log"
-        with log.open("w") as err:
-            child = subprocess.Popen(
-                [sys.executable, str(script), *args],
-                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                cwd=self.workdir,
-                text=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        child.log_path = log  # type: ignore[attr-defined]
-        self.children.append(child)
-        return child
-
-    def stop(self, child: subprocess.Popen[str], grace: float = 10.0) -> None:
-        if child.poll() is None:
-            child.terminate()
-            try:
-                child.wait(grace)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        for stream in (child.stdin, child.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-
-    def stop_all(self) -> None:
-        for child in reversed(self.children):
-            self.stop(child, grace=5.0)
-        self.children.clear()
-
-
-def log_tail(child: subprocess.Popen[str], lines: int = 15) -> str:
-    path: Path = child.log_path  # type: ignore[attr-defined]
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def read_json_line(child: subprocess.Popen[str], timeout: float, what: str) -> dict[str, Any]:
-    """The next JSON line the child prints, or BenchError with its log."""
-    stream: IO[str] = child.stdout  # type: ignore[assignment]
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise BenchError(f"{what}: no answer in {timeout:.0f} s\n{log_tail(child)}")
-        ready, _, _ = select.select([stream], [], [], min(remaining, 1.0))
-        if ready:
-            line = stream.readline()
-            if not line:
-                child.wait(5)
-                raise BenchError(
-                    f"{what}: exited with {child.returncode}\n{log_tail(child)}"
-                ) from None
-            line = line.strip()
-            if line.startswith("{"):
-                result: dict[str, Any] = json.loads(line)
-                return result
-        elif child.poll() is not None:
-            raise BenchError(f"{what}: exited with {child.returncode}\n{log_tail(child)}")
-
-
-def start_server(procs: Processes, role: str, *args: str) -> tuple[subprocess.Popen[str], int]:
-    child = procs.spawn(SERVERS, role, *args)
-    ready = read_json_line(child, 120, f"{role} server")
-    return child, int(ready["port"])
-
-
-def cpu_seconds(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
-
-
-def rss(pid: int) -> int:
-    return int(psutil.Process(pid).memory_info().rss)
-
-
-def settle(pid: int, limit: float = 60.0) -> None:
-    """Wait until the server is (nearly) idle: two half-second samples under 3 % CPU."""
-    process = psutil.Process(pid)
-    process.cpu_percent(None)
-    calm = 0
-    deadline = time.monotonic() + limit
-    while calm < 2 and time.monotonic() < deadline:
-        time.sleep(0.5)
-        calm = calm + 1 if process.cpu_percent(None) < 3.0 else 0
-
-
-def note(text: str) -> None:
-    """Progress, on stderr, so the figures on stdout stay clean."""
-    print(f"  .. {text}", file=sys.stderr, flush=True)
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
+TARGET_PG_SHARE = 0.7
 
 
 # -- (a), (b), (c) ---------------------------------------------------------------
 
-ROLES = {"a": "plugpay", "b": "stock", "c": "echo"}
+ROLES = {"a": "plugpay", "p": "plugpay", "b": "stock", "c": "echo"}
 
 
-def ingest_all(procs: Processes, opts: argparse.Namespace) -> dict[str, dict[str, Any]]:
+def ingest_all(
+    procs: Processes, opts: argparse.Namespace, pg_url: str | None
+) -> dict[str, dict[str, Any]]:
     """All servers up at once (idle ones cost nothing); rounds alternate between them.
 
-    Interleaving a, b, c in every round spreads the drift of a shared machine
-    over the three alike; each server's figure is its median round.
+    Interleaving the servers in every round spreads the drift of a shared
+    machine over them alike; each server's figure is its median round.
     """
-    keys = [k for k in "abc" if k in opts.parts]
+    keys = [k for k in "apbc" if k in opts.parts and (k != "p" or pg_url)]
     servers: dict[str, tuple[subprocess.Popen[str], int]] = {}
-    for key in keys:
-        args = ["--loop", opts.loop]
-        if key == "a":  # fresh chargers every round: each starts a new transaction
-            chargers = opts.conns * opts.rounds
-            args = ["--db", str(procs.workdir / "ingest.db"), f"--chargers={chargers}"]
-            args.append(f"--password={PASSWORD}")
-        servers[key] = start_server(procs, ROLES[key], *args)
     rounds: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
+    stored: dict[str, dict[str, int]] = {}
     try:
+        for key in keys:
+            args = ["--loop", opts.loop]
+            if key in "ap":  # fresh chargers every round: each starts a new transaction
+                chargers = opts.conns * opts.rounds
+                where = (
+                    ["--db", str(procs.workdir / "ingest.db")]
+                    if key == "a"
+                    else ["--database-url", pg_url or ""]
+                )
+                args = [*where, f"--chargers={chargers}", f"--password={PASSWORD}"]
+            servers[key] = start_server(procs, ROLES[key], *args)
         for n in range(opts.rounds):
             for key in keys:
                 note(f"round {n + 1}/{opts.rounds}: ({key}) {ROLES[key]}")
                 server, port = servers[key]
                 rounds[key].append(ingest_round(procs, opts, key, server.pid, port, n))
         if "a" in keys:
-            stored = stored_counts(procs.workdir / "ingest.db")
+            stored["a"] = stored_counts(procs.workdir / "ingest.db")
+        if "p" in keys:
+            stored["p"] = pg_counts(pg_url or "", _STORED)
     finally:
         for server, _port in servers.values():
             procs.stop(server)
     runs = {k: summarise(v) for k, v in rounds.items()}
-    if "a" in runs:
-        runs["a"]["stored"] = stored
+    for key, counted in stored.items():
+        runs[key]["stored"] = counted
     return runs
 
 
@@ -225,7 +146,7 @@ def ingest_round(
         f"--seconds={opts.seconds}",
         f"--password={PASSWORD}",
     ]
-    if key == "a":
+    if key in "ap":
         client_args += ["--start-transaction", f"--first={n * opts.conns}"]
     client = procs.spawn(LOAD, *client_args)
     try:
@@ -255,175 +176,27 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+_STORED = {
+    "readings": "SELECT count(*) FROM meter_readings",
+    "attached": "SELECT count(transaction_id) FROM meter_readings",
+    "flagged": "SELECT count(*) FROM meter_readings WHERE flag != ''",
+    "frames": "SELECT count(*) FROM ocpp_messages",
+}
+
+
 def stored_counts(db: Path) -> dict[str, int]:
-    import sqlite3
-
     with contextlib.closing(sqlite3.connect(db)) as conn:
-        readings, attached = conn.execute(
-            "SELECT count(*), count(transaction_id) FROM meter_readings"
-        ).fetchone()
-        flagged = conn.execute("SELECT count(*) FROM meter_readings WHERE flag != ''").fetchone()[0]
-        frames = conn.execute("SELECT count(*) FROM ocpp_messages").fetchone()[0]
-    return {"readings": readings, "attached": attached, "flagged": flagged, "frames": frames}
-
-
-# -- (d), (e) --------------------------------------------------------------------
-
-
-def split(first: int, count: int, parts: int) -> Iterator[tuple[int, int]]:
-    size, extra = divmod(count, parts)
-    for n in range(parts):
-        share = size + (1 if n < extra else 0)
-        if share:
-            yield first, share
-            first += share
-
-
-def idle_batch(
-    procs: Processes, port: int, first: int, count: int, parts: int, limit: float
-) -> tuple[list[subprocess.Popen[str]], list[dict[str, Any]]]:
-    clients = [
-        procs.spawn(
-            LOAD,
-            "idle",
-            f"--port={port}",
-            f"--first={start}",
-            f"--count={share}",
-            f"--password={PASSWORD}",
-            f"--limit={limit}",
-            stdin=True,
-        )
-        for start, share in split(first, count, parts)
-    ]
-    # In-flight handshakes and boots finish within their 30 s timeouts.
-    reports = [read_json_line(c, limit + 90, "idle chargers") for c in clients]
-    return clients, reports
-
-
-def release(procs: Processes, clients: list[subprocess.Popen[str]]) -> None:
-    for client in clients:
-        with contextlib.suppress(OSError):
-            client.stdin.write("close\n")  # type: ignore[union-attr]
-            client.stdin.flush()  # type: ignore[union-attr]
-    for client in clients:
-        with contextlib.suppress(BenchError):
-            read_json_line(client, 60, "closing idle chargers")
-        procs.stop(client)
-
-
-def idle_and_storm(procs: Processes, opts: argparse.Namespace, errors: list[str]) -> dict[str, Any]:
-    warm = 100
-    chargers = warm + max(opts.idle, opts.storm)
-    server, port = start_server(
-        procs,
-        "plugpay",
-        "--db",
-        str(procs.workdir / "idle.db"),
-        "--chargers",
-        str(chargers),
-        "--password",
-        PASSWORD,
-    )
-    out: dict[str, Any] = {}
-    try:
-        if "d" in opts.parts:
-            out["idle"] = attempt("d", errors, idle_memory, procs, opts, server.pid, port, warm)
-            settle(server.pid)
-        if "e" in opts.parts:
-            out["storm"] = attempt("e", errors, reconnect_storm, procs, opts, port)
-    finally:
-        procs.stop(server, grace=20.0)
-    return out
-
-
-def idle_memory(
-    procs: Processes, opts: argparse.Namespace, pid: int, port: int, warm: int
-) -> dict[str, Any]:
-    # Warm-up: one batch connects, boots and leaves, so one-off costs are paid.
-    note(f"(d) warm-up: {warm} chargers connect, boot and leave")
-    clients, _ = idle_batch(procs, port, opts.idle, warm, 1, 120)
-    release(procs, clients)
-    settle(pid)
-    before = rss(pid)
-    cpu0 = cpu_seconds(pid)
-    note(f"(d) {opts.idle:,} chargers connect and boot")
-    clients, reports = idle_batch(procs, port, 0, opts.idle, opts.client_procs, opts.idle_limit)
-    try:
-        cpu1 = cpu_seconds(pid)
-        connected = sum(r["connected"] for r in reports)
-        seconds = max(r["finished_at"] for r in reports) - min(r["started_at"] for r in reports)
-        time.sleep(2)
-        settle(pid)
-        after = rss(pid)
-    finally:
-        release(procs, clients)
-    return {
-        "connected": connected,
-        "failed": sum(r["failed"] for r in reports),
-        "skipped": sum(r["skipped"] for r in reports),
-        "wanted": opts.idle,
-        "limit": opts.idle_limit,
-        "failures": [f for r in reports for f in r["failures"]][:5],
-        "seconds": seconds,
-        "cpu_ms_per_connection": (cpu1 - cpu0) / max(connected, 1) * 1e3,
-        "rss_before": before,
-        "rss_after": after,
-        "kib_per_connection": (after - before) / max(connected, 1) / 1024,
-    }
-
-
-def reconnect_storm(procs: Processes, opts: argparse.Namespace, port: int) -> dict[str, Any]:
-    note(f"(e) reconnect storm: {opts.storm:,} chargers at once")
-    start_at = time.time() + 3.0  # every client process is up and waiting by then
-    clients = [
-        procs.spawn(
-            LOAD,
-            "storm",
-            f"--port={port}",
-            f"--first={start}",
-            f"--count={share}",
-            f"--password={PASSWORD}",
-            f"--start-at={start_at}",
-            "--timeout=30",
-        )
-        for start, share in split(0, opts.storm, opts.client_procs)
-    ]
-    reports = [read_json_line(c, 200, "storm chargers") for c in clients]
-    for client in clients:
-        procs.stop(client)
-    durations = sorted(d for r in reports for d in r["durations"])
-    calls = sorted(d for r in reports for d in r["calls"])
-    keys = ("connect_timeouts", "connect_errors", "call_timeouts", "call_errors")
-    result: dict[str, Any] = {k: sum(r[k] for r in reports) for k in keys}
-    result.update(
-        chargers=opts.storm,
-        seen_before="d" in opts.parts,
-        completed=len(durations),
-        seconds=max(r["finished_at"] for r in reports) - start_at,
-        p50=percentile(durations, 50),
-        p99=percentile(durations, 99),
-        calls_p50=percentile(calls, 50),
-        calls_p99=percentile(calls, 99),
-        errors=[e for r in reports for e in r["errors"]][:5],
-    )
-    return result
-
-
-def percentile(values: list[float], pct: float) -> float:
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(pct) - 1]
+        return {k: int(conn.execute(q).fetchone()[0]) for k, q in _STORED.items()}
 
 
 # -- report ---------------------------------------------------------------------
 
-
-def report(opts: argparse.Namespace, runs: dict[str, dict[str, Any]], rest: dict[str, Any]) -> None:
-    if runs:
-        print_ingest(opts, runs)
-    print_idle_and_storm(rest)
+NAMES = {
+    "a": "(a) plugpay gateway, SQLite persistence",
+    "p": "(p) plugpay gateway, PostgreSQL persistence",
+    "b": "(b) ocpp ChargePoint, jsonschema, no storage",
+    "c": "(c) websockets, json.loads id -> [3,id,{}]",
+}
 
 
 def print_ingest(opts: argparse.Namespace, runs: dict[str, dict[str, Any]]) -> None:
@@ -434,19 +207,14 @@ def print_ingest(opts: argparse.Namespace, runs: dict[str, dict[str, Any]]) -> N
         f"{opts.seconds:g} s measured;\nserver CPU = user + system of the server process "
         "(all threads), median round [min-max]."
     )
-    names = {
-        "a": "(a) plugpay gateway, SQLite persistence",
-        "b": "(b) ocpp ChargePoint, jsonschema, no storage",
-        "c": "(c) websockets, json.loads id -> [3,id,{}]",
-    }
     print(
-        f"{'server':<45}{'answered':>9}{'msg/s':>8}{'CPU µs/msg':>12}{'[min-max]':>12}"
+        f"{'server':<46}{'answered':>9}{'msg/s':>8}{'CPU µs/msg':>12}{'[min-max]':>12}"
         f"{'client µs':>10}{'others':>8}"
     )
     for key, run in runs.items():
         spread = f"[{run['us_min']:.0f}-{run['us_max']:.0f}]"
         print(
-            f"{names[key]:<45}{run['answered']:>9,}{run['rate']:>8,.0f}"
+            f"{NAMES[key]:<46}{run['answered']:>9,}{run['rate']:>8,.0f}"
             f"{run['us_per_msg']:>12.0f}{spread:>12}{run['client_us_per_msg']:>10.0f}"
             f"{run['others'] * 100:>7.0f}%"
         )
@@ -460,67 +228,85 @@ def print_ingest(opts: argparse.Namespace, runs: dict[str, dict[str, Any]]) -> N
         "CPU per message;\n     others: CPU the rest of the machine used meanwhile, share "
         "of all cores)"
     )
-    if "a" in runs and "stored" in runs["a"]:
-        s = runs["a"]["stored"]
+    for key in (k for k in "ap" if k in runs and "stored" in runs[k]):
+        s = runs[key]["stored"]
         print(
-            f"    (a) stored {s['readings']:,} readings ({s['attached']:,} attached to their "
-            f"transaction, {s['flagged']:,} flagged) and {s['frames']:,} logged frames"
+            f"    ({key}) stored {s['readings']:,} readings ({s['attached']:,} attached to "
+            f"their transaction, {s['flagged']:,} flagged) and {s['frames']:,} logged frames"
         )
     a = runs.get("a", {}).get("us_per_msg")
     for key, target in (("b", TARGET_A_OVER_B), ("c", TARGET_A_OVER_C)):
         if a is not None and key in runs:
             ratio = a / runs[key]["us_per_msg"]
             print(f"a/{key} = {ratio:.2f}   target <= {target:g}   {verdict(ratio <= target)}")
-
-
-def print_idle_and_storm(rest: dict[str, Any]) -> None:
-    idle = rest.get("idle")
-    if idle:
-        ok = idle["failed"] == 0 and idle["kib_per_connection"] <= TARGET_IDLE_KIB
-        print(
-            f"(d) idle memory: {idle['connected']:,} chargers connected and booted in "
-            f"{idle['seconds']:.1f} s ({idle['cpu_ms_per_connection']:.1f} ms server CPU each, "
-            f"mostly argon2), {idle['failed']} failed;\n"
-            f"    server RSS {idle['rss_before'] / 2**20:.1f} -> "
-            f"{idle['rss_after'] / 2**20:.1f} MiB = {idle['kib_per_connection']:.1f} KiB "
-            f"per idle connection   target <= {TARGET_IDLE_KIB:g} KiB   {verdict(ok)}"
-            + (" (measured on fewer chargers)" if idle["skipped"] else "")
-        )
-        if idle["skipped"]:
-            print(
-                f"    only {idle['connected']:,} of {idle['wanted']:,}: the machine was too slow "
-                f"to connect the other {idle['skipped']:,} in the {idle['limit']:g} s limit "
-                "(--idle-limit)"
+            record(
+                f"a/{key} 1.6 MeterValues: {a:.0f} vs {runs[key]['us_per_msg']:.0f} µs = "
+                f"{ratio:.2f}x",
+                f"<= {target:g}x",
+                ratio <= target,
             )
-        for failure in idle["failures"]:
-            print(f"    failure: {failure}")
-    storm = rest.get("storm")
-    if storm:
-        gave_up = storm["connect_timeouts"] + storm["call_timeouts"]
-        ok = gave_up == 0 and storm["connect_errors"] == 0 and storm["call_errors"] == 0
+    if "a" in runs and "p" in runs:
+        share = runs["p"]["rate"] / runs["a"]["rate"]
+        ok = share >= TARGET_PG_SHARE
         print(
-            f"(e) reconnect storm: {storm['chargers']:,} chargers "
-            + ("this server has seen before " if storm["seen_before"] else "")
-            + "connect + BootNotification +\n    StatusNotification at once: "
-            f"{storm['completed']:,} done in "
-            f"{storm['seconds']:.1f} s;\n"
-            f"    per charger done: p50 {storm['p50']:.1f} s, p99 {storm['p99']:.1f} s "
-            f"(boot + status once connected: p50 {storm['calls_p50']:.1f} s, "
-            f"p99 {storm['calls_p99']:.1f} s);\n    "
-            f"timed out (30 s): {storm['call_timeouts']} calls, "
-            f"{storm['connect_timeouts']} handshakes; errors: {storm['call_errors']} calls, "
-            f"{storm['connect_errors']} handshakes   target: no timeouts   {verdict(ok)}"
+            f"p/a = PostgreSQL {runs['p']['rate']:,.0f} msg/s = {share:.0%} of SQLite's "
+            f"{runs['a']['rate']:,.0f}   target >= {TARGET_PG_SHARE:.0%}   {verdict(ok)}"
         )
-        for error in storm["errors"]:
-            print(f"    error: {error}")
+        record(
+            f"p/a 1.6 throughput: {runs['p']['rate']:,.0f} vs {runs['a']['rate']:,.0f} msg/s "
+            f"= {share:.0%}",
+            f">= {TARGET_PG_SHARE:.0%}",
+            ok,
+        )
+
+
+def record(figure: str, target: str, ok: bool | None) -> None:
+    """A line of the closing table of ``bench/run.py`` (nothing when run on its own)."""
+    with contextlib.suppress(ImportError):
+        import _summary
+
+        _summary.record("ocpp_ingest", figure, target, ok)
+
+
+def record_mix(runs: dict[str, dict[str, Any]], checks: dict[str, Any]) -> None:
+    for key, target in (("b", 0.3), ("c", 4.0)):
+        ratio = checks.get(f"a/{key}")
+        if ratio is not None:
+            record(
+                f"a/{key} 2.0.1 mix: {runs['a']['us_per_call']:.0f} vs "
+                f"{runs[key]['us_per_call']:.0f} µs/call = {ratio:.2f}x",
+                f"<= {target:g}x",
+                ratio <= target,
+            )
+    share = checks.get("p/a rate")
+    if share is not None:
+        record(
+            f"p/a 2.0.1 throughput: {runs['p']['rate']:,.0f} vs {runs['a']['rate']:,.0f} "
+            f"calls/s = {share:.0%}",
+            f">= {TARGET_PG_SHARE:.0%}",
+            share >= TARGET_PG_SHARE,
+        )
+    for key in (k for k in "ap" if k in runs and "overload_ok" in runs[k]):
+        top = runs[key]["overload"][-1]
+        holds, bounded = runs[key]["overload_ok"]
+        record(
+            f"({key}) 2.0.1 at {top['load']:g}x capacity: {top['rate'] / runs[key]['rate']:.0%} "
+            f"of peak, p99 {top['latency']['all']['p99']:.0f} ms",
+            "holds, bounded",
+            holds and bounded,
+        )
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ocpp_ingest", description=__doc__.splitlines()[0])
-    parser.add_argument("--conns", type=int, default=50, help="charger connections for a/b/c")
+    parser.add_argument("--conns", type=int, default=50, help="charger connections for a/p/b/c")
     parser.add_argument("--rounds", type=int, default=5, help="measured rounds per server")
     parser.add_argument("--warmup", type=float, default=1.5, help="seconds before measuring")
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per round")
+    parser.add_argument("--updates", type=int, default=20, help="(m) Updated events per session")
+    parser.add_argument(
+        "--open-conns", type=int, default=150, help="(o) chargers of the open-loop load"
+    )
     parser.add_argument("--idle", type=int, default=5000, help="idle chargers for (d)")
     parser.add_argument("--storm", type=int, default=2000, help="chargers in the storm (e)")
     parser.add_argument("--client-procs", type=int, default=2, help="client processes for d/e")
@@ -533,7 +319,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--loop", choices=["uvloop", "asyncio"], default="uvloop", help="loop of servers b and c"
     )
-    parser.add_argument("--parts", default="abcde", help="which figures to measure, e.g. 'ac'")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("PLUGPAY_BENCH_PG_URL", DEFAULT_URL),
+        help="(p) PostgreSQL server the fresh databases are made on",
+    )
+    parser.add_argument(
+        "--parts",
+        default="1apbcmode",
+        help="what to measure: the servers a/p/b/c of 1 (1.6 MeterValues), m (the 2.0.1 "
+        "mix) and o (past capacity), d/e idle memory and storm; e.g. 'ac' = '1ac'",
+    )
     return parser.parse_args(argv)
 
 
@@ -546,14 +342,34 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, terminated)
     load_before = os.getloadavg()[0]
     errors: list[str] = []
+    runs: dict[str, dict[str, Any]] = {}
+    mixed: dict[str, dict[str, Any]] = {}
+    rest: dict[str, Any] = {}
+    servers = set("apbc") & set(opts.parts)
+    # Without 1, m or o the letters of the servers ask for the 1.6 figures (``--parts ac``).
+    meter_values = "1" in opts.parts or not set("mo") & set(opts.parts)
     try:
         with tempfile.TemporaryDirectory(prefix="plugpay-bench-") as tmp:
             procs = Processes(Path(tmp))
             try:
-                runs: dict[str, dict[str, Any]] = {}
-                rest: dict[str, Any] = {}
-                if set("abc") & set(opts.parts):
-                    runs = attempt("a/b/c", errors, ingest_all, procs, opts) or {}
+                with contextlib.ExitStack() as databases:
+                    pg_ingest = pg_mix = None
+                    if "p" in opts.parts:
+                        down = available(opts.pg_url)
+                        if down is not None:
+                            errors.append(f"(p) PostgreSQL at {opts.pg_url}: {down}")
+                        else:
+                            if meter_values:
+                                pg_ingest = databases.enter_context(
+                                    fresh_database(opts.pg_url, "ingest")
+                                )
+                            if set("mo") & set(opts.parts):
+                                pg_mix = databases.enter_context(fresh_database(opts.pg_url, "mix"))
+                    if servers and meter_values:
+                        runs = attempt("1.6 ingest", errors, ingest_all, procs, opts, pg_ingest)
+                    if servers and set("mo") & set(opts.parts):
+                        mixed = attempt("2.0.1 mix", errors, mix_all, procs, opts, pg_mix)
+                    runs, mixed = runs or {}, mixed or {}
                 if set("de") & set(opts.parts):
                     rest = attempt("d/e", errors, idle_and_storm, procs, opts, errors) or {}
             finally:
@@ -564,16 +380,12 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f} at the start, "
         f"{os.getloadavg()[0]:.1f} at the end (other work on the machine skews every figure)"
     )
-    report(opts, runs, rest)
+    if runs:
+        print_ingest(opts, runs)
+    if mixed:
+        record_mix(mixed, print_mix(opts, mixed))
+    print_idle_and_storm(rest, record)
     for error in errors:
         print(f"NOT MEASURED: {error}")
+        record(f"NOT MEASURED: {error.splitlines()[0][:80]}", "", False)
     return 1 if errors else 0
-
-
-def attempt(what: str, errors: list[str], phase: Any, *args: Any) -> Any:
-    """Run one phase; a failure is reported with the figures of the others."""
-    try:
-        return phase(*args)
-    except (BenchError, OSError, ValueError, KeyError, psutil.Error) as exc:
-        errors.append(f"({what}) {type(exc).__name__}: {exc}")
-        return None

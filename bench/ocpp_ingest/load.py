@@ -73,11 +73,13 @@ def stamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def open_charger(args: argparse.Namespace, charger_id: str) -> ClientConnection:
+async def open_charger(
+    args: argparse.Namespace, charger_id: str, subprotocol: str = "ocpp1.6"
+) -> ClientConnection:
     token = base64.b64encode(f"{charger_id}:{args.password}".encode()).decode()
     return await connect(
         f"ws://127.0.0.1:{args.port}/ocpp/{charger_id}",
-        subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+        subprotocols=[subprotocol],  # type: ignore[list-item]
         additional_headers={"Authorization": f"Basic {token}"},
         compression=None,
         ping_interval=None,
@@ -210,11 +212,13 @@ async def ingest(args: argparse.Namespace) -> dict[str, Any]:
     server = psutil.Process(args.server_pid)
     me = psutil.Process()
     await asyncio.sleep(args.warmup)
+    watched = Watched(args.watch_name)
     server0, mine0, machine0 = busy(server.cpu_times()), busy(me.cpu_times()), machine_busy()
     count0, wall0 = answered[0], time.perf_counter()
     await asyncio.sleep(args.seconds)
     server1, mine1, machine1 = busy(server.cpu_times()), busy(me.cpu_times()), machine_busy()
     count1, wall1 = answered[0], time.perf_counter()
+    watched_cpu = watched.cpu()
     stopping.set()
     sent = await asyncio.wait_for(asyncio.gather(*tasks), 30)
     if args.start_transaction:  # end each session as a charger would
@@ -244,6 +248,8 @@ async def ingest(args: argparse.Namespace) -> dict[str, Any]:
         # CPU the rest of the machine used meanwhile, as a share of all cores.
         "others_share": max(0.0, (machine1 - machine0) - (server1 - server0) - (mine1 - mine0))
         / (wall * (psutil.cpu_count() or 1)),
+        "machine_busy": (machine1 - machine0) / (wall * (psutil.cpu_count() or 1)),
+        "watched_cpu": watched_cpu,
         "total_answered": answered[0],
         "rejected": len(rejected),
         "rejected_sample": [r for r in rejected if r][:5],
@@ -252,6 +258,24 @@ async def ingest(args: argparse.Namespace) -> dict[str, Any]:
 
 def busy(times: Any) -> float:
     return float(times.user + times.system)
+
+
+class Watched:
+    """CPU time of every process named ``name`` from now (e.g. the database's)."""
+
+    def __init__(self, name: str | None) -> None:
+        self.start: dict[int, tuple[psutil.Process, float]] = {}
+        for process in psutil.process_iter(["name"]) if name else ():
+            if process.info["name"] == name:
+                with contextlib.suppress(psutil.Error):
+                    self.start[process.pid] = (process, busy(process.cpu_times()))
+
+    def cpu(self) -> float:
+        total = 0.0
+        for process, before in self.start.values():
+            with contextlib.suppress(psutil.Error):
+                total += busy(process.cpu_times()) - before
+        return total
 
 
 def machine_busy() -> float:
@@ -381,6 +405,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--start-transaction", action="store_true")
+    parser.add_argument("--watch-name", help="ingest: also report the CPU of processes so named")
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--parallel", type=int, default=64)

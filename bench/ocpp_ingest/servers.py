@@ -4,20 +4,27 @@ Run as a script (never imported by the orchestrator, so each server owns its
 process and its CPU time can be read on its own)::
 
     python servers.py plugpay --db PATH --chargers N --prefix CP --password PW
-    python servers.py stock
-    python servers.py echo
+    python servers.py plugpay --database-url postgresql+asyncpg://... [--redis-url ...]
+    python servers.py seed --database-url ... --chargers N   (then exits)
+    python servers.py stock | stock201 | echo
 
 Each binds 127.0.0.1 on a free port and prints one JSON line
 ``{"port": ..., "pid": ...}`` on stdout once it accepts connections.
 
 - ``plugpay``: plugpay's own gateway with persistence: the app from
   ``create_app`` served by uvicorn with ``uvicorn_config`` (as ``plugpay serve``),
-  a migrated SQLite file, N registered chargers and one accepted id tag.
+  a migrated SQLite file (or the database at ``--database-url``), N registered
+  chargers and one accepted id tag (``--no-seed``: another instance registered
+  them). ``--redis-url`` makes it one of several instances, as in production.
 - ``stock``: the ``ocpp`` package's ``ChargePoint`` (1.6) with an
   ``@on("MeterValues")`` handler, its default jsonschema validation and no
   persistence, behind a plain ``websockets.serve``.
+- ``stock201``: the same for OCPP 2.0.1 (``ocpp.v201.ChargePoint``) with
+  handlers for BootNotification, Authorize and TransactionEvent (an
+  ``idTokenInfo`` when the event carries an idToken, as plugpay answers).
 - ``echo``: a bare ``websockets.serve`` that answers every frame with the
-  fixed CALLRESULT ``[3, <id>, {}]``, reading the id with ``json.loads``.
+  fixed CALLRESULT ``[3, <id>, {}]``, reading the id with ``json.loads``
+  (for either OCPP version).
 
 ``--loop uvloop`` (the default) runs the two reference servers on the same
 event loop uvicorn picks for plugpay, so the comparison is about the code
@@ -133,16 +140,29 @@ def serve_plugpay(args: argparse.Namespace, prepare: Any = None) -> None:
     from plugpay.config import Settings
     from plugpay.store.migrate import upgrade
 
-    url = f"sqlite+aiosqlite:///{args.db}"
-    upgrade(url)  # alembic runs its own event loop: before ours starts
-    settings = Settings(database_url=url, secret_key="bench-" + "k" * 40)
+    # Launchers of other benchmarks pass only --db (and their own options).
+    url = getattr(args, "database_url", None) or f"sqlite+aiosqlite:///{args.db}"
+    seed = getattr(args, "seed", True)
+    if seed:
+        upgrade(url)  # alembic runs its own event loop: before ours starts
+    settings = Settings(
+        database_url=url,
+        secret_key="bench-" + "k" * 40,
+        redis_url=getattr(args, "redis_url", None),
+    )
     sock = listen_socket()
     port = sock.getsockname()[1]
-    config = uvicorn_config(settings, "127.0.0.1", port, log_level="warning")
+    app = None
+    if not getattr(args, "jobs", True):  # diagnosis: what the job worker costs
+        from plugpay.app import create_app
+
+        app = create_app(settings, run_worker=False)
+    config = uvicorn_config(settings, "127.0.0.1", port, app=app, log_level="warning")
     runtime = config.app.state.runtime
 
     async def main() -> None:
-        await (prepare or register_chargers)(runtime, args.prefix, args.chargers, args.password)
+        if seed:
+            await (prepare or register_chargers)(runtime, args.prefix, args.chargers, args.password)
         settle_heap()  # as ``plugpay serve`` does
         server = uvicorn.Server(config)
         task = asyncio.ensure_future(server.serve(sockets=[sock]))
@@ -171,6 +191,29 @@ def serve_plugpay(args: argparse.Namespace, prepare: Any = None) -> None:
             signal.signal(signal.SIGUSR1, lambda *_: profiler.enable())
             signal.signal(signal.SIGUSR2, dump)
         runner.run(main())
+
+
+def seed_only(args: argparse.Namespace) -> None:
+    """Migrate the database and register the chargers, then exit (for instances started
+    as ``plugpay serve``, which migrate nothing on PostgreSQL)."""
+    from plugpay.config import Settings
+    from plugpay.runtime import build_runtime
+    from plugpay.store.migrate import upgrade
+
+    url = args.database_url or f"sqlite+aiosqlite:///{args.db}"
+    upgrade(url)
+
+    async def main() -> None:
+        runtime = build_runtime(
+            Settings(database_url=url, secret_key="bench-" + "k" * 40), push=None
+        )
+        try:
+            await register_chargers(runtime, args.prefix, args.chargers, args.password)
+        finally:
+            await runtime.close()
+
+    asyncio.run(main())
+    print(json.dumps({"seeded": args.chargers}), flush=True)
 
 
 # -- the stock ocpp ChargePoint ------------------------------------------------
@@ -212,6 +255,56 @@ def serve_stock(args: argparse.Namespace) -> None:
     run_on(args.loop, main())
 
 
+def serve_stock201(args: argparse.Namespace) -> None:
+    from ocpp.routing import on
+    from ocpp.v201 import ChargePoint, call_result
+    from websockets.asyncio.server import serve
+    from websockets.exceptions import ConnectionClosed
+
+    accepted = {"status": "Accepted"}
+
+    class BenchChargePoint201(ChargePoint):  # type: ignore[misc]
+        @on("BootNotification")
+        async def on_boot_notification(
+            self, charging_station: dict[str, Any], reason: str, **kwargs: Any
+        ) -> Any:
+            return call_result.BootNotification(
+                current_time="2026-01-01T00:00:00Z", interval=300, status="Accepted"
+            )
+
+        @on("Authorize")
+        async def on_authorize(self, id_token: dict[str, Any], **kwargs: Any) -> Any:
+            return call_result.Authorize(id_token_info=accepted)
+
+        @on("TransactionEvent")
+        async def on_transaction_event(
+            self,
+            event_type: str,
+            timestamp: str,
+            trigger_reason: str,
+            seq_no: int,
+            transaction_info: dict[str, Any],
+            **kwargs: Any,
+        ) -> Any:
+            if kwargs.get("id_token"):
+                return call_result.TransactionEvent(id_token_info=accepted)
+            return call_result.TransactionEvent()
+
+    async def handler(connection: Any) -> None:
+        charger_id = connection.request.path.rstrip("/").rsplit("/", 1)[-1]
+        with contextlib.suppress(ConnectionClosed):
+            await BenchChargePoint201(charger_id, connection).start()
+
+    async def main() -> None:
+        sock = listen_socket()
+        async with serve(handler, sock=sock, subprotocols=["ocpp2.0.1"]) as server:
+            announce(sock.getsockname()[1])
+            await stop_on_sigterm()
+            server.close()
+
+    run_on(args.loop, main())
+
+
 # -- a bare websockets echo ------------------------------------------------------
 
 
@@ -228,7 +321,7 @@ def serve_echo(args: argparse.Namespace) -> None:
 
     async def main() -> None:
         sock = listen_socket()
-        async with serve(handler, sock=sock, subprotocols=["ocpp1.6"]) as server:
+        async with serve(handler, sock=sock, subprotocols=["ocpp1.6", "ocpp2.0.1"]) as server:
             announce(sock.getsockname()[1])
             await stop_on_sigterm()
             server.close()
@@ -246,8 +339,22 @@ async def stop_on_sigterm() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("role", choices=["plugpay", "stock", "echo"])
+    parser.add_argument("role", choices=["plugpay", "seed", "stock", "stock201", "echo"])
     parser.add_argument("--db", help="plugpay: SQLite file")
+    parser.add_argument("--database-url", help="plugpay: a database URL instead of --db")
+    parser.add_argument("--redis-url", help="plugpay: one of several instances")
+    parser.add_argument(
+        "--no-jobs",
+        dest="jobs",
+        action="store_false",
+        help="plugpay: no job worker (to see what the jobs cost; never for a figure)",
+    )
+    parser.add_argument(
+        "--no-seed",
+        dest="seed",
+        action="store_false",
+        help="plugpay: the database is migrated and seeded already",
+    )
     parser.add_argument("--chargers", type=int, default=50)
     parser.add_argument("--prefix", default="CP")
     parser.add_argument("--password", default="bench-password-0123456789")
@@ -258,7 +365,14 @@ def main() -> None:
     args = parser.parse_args()
     die_with_parent()
     raise_nofile()
-    {"plugpay": serve_plugpay, "stock": serve_stock, "echo": serve_echo}[args.role](args)
+    roles = {
+        "plugpay": serve_plugpay,
+        "seed": seed_only,
+        "stock": serve_stock,
+        "stock201": serve_stock201,
+        "echo": serve_echo,
+    }
+    roles[args.role](args)
 
 
 if __name__ == "__main__":

@@ -78,13 +78,13 @@ async def test_a_big_batch_is_written_off_the_loop(sqlite_url: str, monkeypatch:
     writer = BatchWriter(db)
     monkeypatch.setattr(writer_module, "INLINE_ROWS", 10)
     calls: list[str] = []
-    real = writer_module._run_plan
+    real = writer_module.run_plan
 
     def spy(*args: Any, wait: bool = True) -> bool:
         calls.append(threading.current_thread().name)
         return real(*args, wait=wait)
 
-    monkeypatch.setattr(writer_module, "_run_plan", spy)
+    monkeypatch.setattr(writer_module, "run_plan", spy)
     try:
         for n in range(5):  # small: on the loop
             writer.insert(t.ocpp_messages, log_row(n))

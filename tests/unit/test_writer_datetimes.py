@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from sqlalchemy import DateTime
 from sqlalchemy.dialects import sqlite
 
-from plugpay.store.writer import _bind_processor
+from plugpay.store.sqlite_batch import bind_processor as _bind_processor
 
 
 def test_fast_datetime_text_matches_sqlalchemy() -> None:

@@ -27,11 +27,18 @@ from plugpay.store.chargers import aware, now
 from plugpay.store.database import Database
 from plugpay.store.jobs import insert_job
 from plugpay.store.readings import END, latest, reading_rows, store_readings
-from plugpay.store.transaction_events import apply_event, review_columns
+from plugpay.store.transaction_events import (
+    event_program,
+    find_pk_program,
+    find_program,
+    review_columns,
+)
 from plugpay.store.transaction_facts import ended_job, started_job
 from plugpay.store.writer import BatchWriter
 
 MAX_ID = 2**63 - 1  # BIGINT
+# How many running 2.0.1 transactions an instance remembers (a few hundred bytes each).
+SEEN_TRANSACTIONS = 100_000
 
 
 def _ref(row: Any) -> TransactionRef:
@@ -53,6 +60,12 @@ class SqlTransactionStore:
         self.writer = writer
         self.on_jobs = on_jobs
         self._dialect: Any = sqlite if db.is_sqlite else postgresql
+        # 2.0.1 transactions this instance applied events of (or looked up), by
+        # (charger, transaction id), oldest first: an Updated finds its transaction
+        # without a query. What a ref holds does not change while the transaction runs, bar its
+        # last reading (the service keeps the newest); one that ended is dropped, so
+        # a late event of it is looked up again.
+        self._seen: dict[tuple[str, str], TransactionRef] = {}
 
     def _queued(self) -> None:
         if self.on_jobs is not None:
@@ -193,35 +206,30 @@ class SqlTransactionStore:
     async def find(self, charger_id: str, pk: int) -> TransactionRef | None:
         if not 0 < pk <= MAX_ID:
             return None  # not an id this database could have handed out
-        async with self.db.connect() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        select(t.transactions).where(
-                            t.transactions.c.id == pk, t.transactions.c.charger_id == charger_id
-                        )
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return _ref(row) if row else None
+        return await self.writer.run(
+            find_pk_program(charger_id, pk, self.db.is_sqlite), write=False
+        )
 
     async def find_by_ocpp_id(self, charger_id: str, ocpp_id: str) -> TransactionRef | None:
-        async with self.db.connect() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        select(t.transactions).where(
-                            t.transactions.c.charger_id == charger_id,
-                            t.transactions.c.ocpp_transaction_id == ocpp_id,
-                        )
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return _ref(row) if row else None
+        """The 2.0.1 transaction ``ocpp_id`` of ``charger_id``; from memory once this
+        instance has applied an event of it (see ``_seen``)."""
+        key = (charger_id, ocpp_id)
+        known = self._seen.get(key)
+        if known is not None:
+            return known
+        found = await self.writer.run(
+            find_program(charger_id, ocpp_id, self.db.is_sqlite), write=False
+        )
+        if found is not None and not found.ended:
+            self._remember(key, found)
+        return found
+
+    def _remember(self, key: tuple[str, str], ref: TransactionRef) -> None:
+        seen = self._seen
+        seen.pop(key, None)
+        seen[key] = ref
+        if len(seen) > SEEN_TRANSACTIONS:
+            del seen[next(iter(seen))]  # the one longest unused
 
     def record_readings(
         self, charger_id: str, connector_id: int, pk: int | None, samples: Sequence[FlaggedSample]
@@ -256,9 +264,13 @@ class SqlTransactionStore:
 
     # -- 2.0.1 --------------------------------------------------------------
     async def apply_event(self, event: EventInput, response: dict[str, Any]) -> dict[str, Any]:
-        stored, queued = await apply_event(self.db, self._dialect, event, response)
+        key = (event.charger_id, event.ocpp_transaction_id)
+        self._seen.pop(key, None)  # whatever happens next, the database knows best
+        applied = await self.writer.run(event_program(event, response, self.db.is_sqlite))
+        if not applied.ref.ended:
+            self._remember(key, applied.ref)
         if event.event_type == "Ended":
             crash_point("transaction.ended")
-        if queued:
+        if applied.queued:
             self._queued()
-        return stored
+        return applied.response

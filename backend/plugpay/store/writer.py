@@ -30,27 +30,35 @@ runs on that thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-import operator
 import sqlite3
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import DateTime, Table, and_, bindparam, or_, update
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
 from plugpay.store import tables
-from plugpay.store.database import BUSY_TIMEOUT_MS, Database
-from plugpay.store.readings import _merge, _merge_statement, write_readings
+from plugpay.store.batches import Batch, Item, Owner, Program, sorted_rows
+from plugpay.store.database import Database
+from plugpay.store.readings import _merge, _merge_statement
+from plugpay.store.sqlite_batch import (
+    Prepared,
+    checkpoint_before_batch,
+    heartbeat_statement,
+    latest_statement,
+    loose_seen_statement,
+    run_plan,
+    run_steps,
+)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-Owner = asyncio.Task[Any] | None
 
 # How long best-effort rows wait to be written together, and how many at most.
 LOG_DELAY_SECONDS = 0.25
@@ -60,64 +68,16 @@ LOG_BATCH_ROWS = 2000
 INLINE_ROWS = 600
 
 
-@dataclass(slots=True)
-class _Item:
-    """One row to write: an insert, a reading, a heartbeat or a last-reading update."""
-
-    kind: str  # insert | reading | heartbeat | latest
-    table: str
-    row: dict[str, Any]
-    owners: set[Owner] = field(default_factory=set)
-    ignore_conflicts: bool = False
+Plan = list[tuple[str, list[Sequence[Any]]]]
+# Readings outside any transaction: (insert, rows, and where in a row its charger,
+# connector and time are), each row looked for first.
+LoosePlan = tuple[str, list[Sequence[Any]], int, int, int]
 
 
-@dataclass
-class _Batch:
-    items: list[_Item] = field(default_factory=list)
-    heartbeats: dict[str, _Item] = field(default_factory=dict)
-    latest: dict[int, _Item] = field(default_factory=dict)
-    # One future per waiting task: a waiter that is cancelled cancels only its own.
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
-    written: bool = False
-
-    def __bool__(self) -> bool:
-        return bool(self.items or self.heartbeats or self.latest)
-
-    def finish(self) -> None:
-        self.written = True
-        for waiter in self.waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self.waiters.clear()
-
-    def all_items(self) -> list[_Item]:
-        return [*self.items, *self.heartbeats.values(), *self.latest.values()]
-
-
-Rows = list[dict[str, Any]]
-
-
-def _sorted(
-    items: Sequence[_Item],
-) -> tuple[dict[tuple[str, bool, tuple[str, ...]], Rows], Rows, Rows, Rows]:
-    """A batch's rows by what is done with them: inserts (grouped by table, conflict
-    handling and the columns they fill: one executemany needs one shape), readings,
-    heartbeats and last-reading updates."""
-    inserts: dict[tuple[str, bool, tuple[str, ...]], Rows] = {}
-    readings: Rows = []
-    heartbeats: Rows = []
-    latest: Rows = []
-    for item in items:
-        if item.kind == "insert":
-            key = (item.table, item.ignore_conflicts, tuple(item.row))
-            inserts.setdefault(key, []).append(item.row)
-        elif item.kind == "reading":
-            readings.append(item.row)
-        elif item.kind == "heartbeat":
-            heartbeats.append(item.row)
-        else:
-            latest.append(item.row)
-    return inserts, readings, heartbeats, latest
+def _row_count(status: str) -> int:
+    """Rows an asyncpg ``execute`` changed, from its status ("INSERT 0 1", "UPDATE 3")."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
 
 
 def _is_data_error(exc: BaseException) -> bool:
@@ -128,6 +88,11 @@ def _is_data_error(exc: BaseException) -> bool:
         return False
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return False
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str):  # asyncpg, straight from the server: its own verdict
+        return sqlstate[:2] in ("22", "23")  # a data exception, a constraint
+    if isinstance(exc, OSError | TimeoutError) or type(exc).__module__.startswith("asyncpg"):
+        return False  # the connection went (asyncpg's InterfaceError and the like)
     return isinstance(exc, Exception)
 
 
@@ -135,18 +100,20 @@ class BatchWriter:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._dialect: Any = sqlite if db.is_sqlite else postgresql
-        self._buffer: _Batch | None = None
-        self._in_flight: _Batch | None = None
+        self._buffer: Batch | None = None
+        self._in_flight: Batch | None = None
         self._flusher: asyncio.Task[None] | None = None
         # The loop the flusher runs on, asked for the current task directly: asking
         # the running loop costs a getpid() system call per row on Python 3.11.
         self._loop: asyncio.AbstractEventLoop | None = None
         # Best-effort rows waiting for the next batch, and the timer that writes
         # them when no batch comes.
-        self._lazy: list[_Item] = []
+        self._lazy: list[Item] = []
         self._lazy_timer: asyncio.TimerHandle | None = None
         self._lazy_due = False
-        self._statements: dict[Any, _Prepared] = {}
+        self._statements: dict[Any, Prepared] = {}
+        # PostgreSQL: the connection the flusher keeps while batches follow each other.
+        self._held: Any = None
         # SQLite: work handed to aiosqlite's thread and not finished there yet.
         self._thread_jobs: set[object] = set()
         # Failures not yet reported to the task whose rows failed.
@@ -164,9 +131,9 @@ class BatchWriter:
         except RuntimeError:
             return None
 
-    def _batch(self) -> _Batch:
+    def _batch(self) -> Batch:
         if self._buffer is None:
-            self._buffer = _Batch()
+            self._buffer = Batch()
         self._kick()
         return self._buffer
 
@@ -181,7 +148,7 @@ class BatchWriter:
         """Buffer an insert. ``durable=False`` rows (the message log) are best effort: if
         the database refuses one it is logged, and no ``commit()`` raises for it."""
         if not durable:
-            self._lazy.append(_Item("insert", table.name, row, set(), ignore_conflicts))
+            self._lazy.append(Item("insert", table.name, row, set(), ignore_conflicts))
             if self._lazy_timer is None:
                 self._lazy_timer = asyncio.get_running_loop().call_later(
                     LOG_DELAY_SECONDS, self._flush_lazy
@@ -190,7 +157,7 @@ class BatchWriter:
                 self._flush_lazy()
             return
         self._batch().items.append(
-            _Item("insert", table.name, row, {self._owner()}, ignore_conflicts=ignore_conflicts)
+            Item("insert", table.name, row, {self._owner()}, ignore_conflicts=ignore_conflicts)
         )
 
     def reading(self, row: dict[str, Any]) -> None:
@@ -198,7 +165,7 @@ class BatchWriter:
         already stored fills in what is missing (a repeat changes nothing); a
         reading outside any transaction is stored once per connector and instant."""
         self._batch().items.append(
-            _Item("reading", tables.meter_readings.name, row, {self._owner()})
+            Item("reading", tables.meter_readings.name, row, {self._owner()})
         )
 
     def heartbeat(self, charger_id: str, at: Any) -> None:
@@ -206,7 +173,7 @@ class BatchWriter:
         batch = self._batch()
         item = batch.heartbeats.get(charger_id)
         if item is None:
-            batch.heartbeats[charger_id] = _Item(
+            batch.heartbeats[charger_id] = Item(
                 "heartbeat",
                 tables.chargers.name,
                 {"charger_id": charger_id, "at": at},
@@ -220,7 +187,7 @@ class BatchWriter:
         batch = self._batch()
         item = batch.latest.get(transaction_pk)
         if item is None:
-            batch.latest[transaction_pk] = _Item(
+            batch.latest[transaction_pk] = Item(
                 "latest",
                 tables.transactions.name,
                 {"pk": transaction_pk, "at": at, "wh": energy_wh},
@@ -268,6 +235,12 @@ class BatchWriter:
             self._flusher = self._loop.create_task(self._run())
 
     async def _run(self) -> None:
+        try:
+            await self._drain()
+        finally:
+            self._release()
+
+    async def _drain(self) -> None:
         while self._buffer is not None:
             batch, self._buffer = self._buffer, None
             if self._lazy and self._lazy_due:
@@ -291,7 +264,7 @@ class BatchWriter:
                 self._in_flight = None
                 batch.finish()
 
-    async def _write_isolating(self, items: Sequence[_Item]) -> None:
+    async def _write_isolating(self, items: Sequence[Item]) -> None:
         """Write ``items``; on a data error split them until the refused rows are found."""
         try:
             await self._write(items)
@@ -303,7 +276,7 @@ class BatchWriter:
                 return
             self._fail(items, exc)
 
-    def _fail(self, items: Sequence[_Item], exc: BaseException) -> None:
+    def _fail(self, items: Sequence[Item], exc: BaseException) -> None:
         if len(items) == 1:
             item = items[0]
             log.error("the database refused a %s row (%s): %s", item.table, item.kind, exc)
@@ -314,106 +287,119 @@ class BatchWriter:
                 if owner is not None:
                     self._failures[owner] = exc
 
-    async def _write(self, items: Sequence[_Item]) -> None:
+    async def _write(self, items: Sequence[Item]) -> None:
         if self._db.is_sqlite:
             await self._write_sqlite(items)
         else:
             await self._write_core(items)
 
-    async def _write_core(self, items: Sequence[_Item]) -> None:
-        inserts, readings, heartbeats, latest = _sorted(items)
-        async with self._db.begin() as connection:
-            for (name, ignore_conflicts, _), rows in inserts.items():
-                statement = self._dialect.insert(tables.metadata.tables[name])
-                if ignore_conflicts:
-                    statement = statement.on_conflict_do_nothing()
-                await connection.execute(statement, rows)
-            if readings:
-                await write_readings(connection, self._dialect, readings)
-            if heartbeats:
-                await connection.execute(
-                    update(tables.chargers)
-                    .where(tables.chargers.c.id == bindparam("charger_id"))
-                    .values(last_seen_at=bindparam("at"), last_heartbeat_at=bindparam("at")),
-                    heartbeats,
-                )
-            if latest:
-                t = tables.transactions
-                await connection.execute(
-                    update(t)
-                    .where(
-                        and_(
-                            t.c.id == bindparam("pk"),
-                            or_(
-                                t.c.last_reading_at.is_(None), t.c.last_reading_at < bindparam("at")
-                            ),
-                        )
-                    )
-                    .values(last_reading_at=bindparam("at"), last_energy_wh=bindparam("wh")),
-                    latest,
-                )
+    async def _write_core(self, items: Sequence[Item]) -> None:
+        """PostgreSQL: the batch's statements, compiled once, as asyncpg ``executemany``
+        calls in one transaction. While batches follow each other the flusher keeps its
+        connection (no checkout, ping and return per batch); it goes back to the pool
+        when there is nothing left to write."""
+        plan, loose = self._plan(items)
+        conn = await self._held_connection()
+        try:
+            async with conn.transaction():
+                for sql, params in plan:
+                    await conn.executemany(sql, params)
+                if loose is not None:
+                    sql, params, charger, connector, at = loose
+                    seen = self._prepared(("loose-seen",), loose_seen_statement(), ("c", "n", "a"))
+                    fresh = [
+                        p
+                        for p in params
+                        if await conn.fetchval(seen.sql, p[charger], p[connector], p[at]) is None
+                    ]
+                    if fresh:
+                        await conn.executemany(sql, fresh)
+        except BaseException as exc:
+            if not _is_data_error(exc):  # the connection's state is unknown: not reused
+                self._release(broken=True)
+            raise
 
-    # -- SQLite: the whole batch in one call on the database thread -------------
-    def _prepared(self, key: Any, statement: Any, keys: Sequence[str]) -> _Prepared:
-        prepared = self._statements.get(key)
-        if prepared is None:
-            prepared = _Prepared.of(statement, keys, self._db.engine.dialect)
-            self._statements[key] = prepared
-        return prepared
+    async def _held_connection(self) -> Any:
+        if self._held is None:
+            self._held = await self._db.engine.raw_connection()
+        return self._held.driver_connection  # asyncpg.Connection
 
-    async def _write_sqlite(self, items: Sequence[_Item]) -> None:
-        """Every statement of the batch runs as a plain ``executemany`` in one function
-        (``_run_plan``), nothing compiled: on the event loop when the batch is small,
-        else in one hop to aiosqlite's thread."""
-        inserts, readings, heartbeats, latest = _sorted(items)
-        plan: list[tuple[str, list[Sequence[Any]]]] = []
+    def _release(self, *, broken: bool = False) -> None:
+        held, self._held = self._held, None
+        if held is None:
+            return
+        if broken:
+            # Closed under the pool's feet: its ping at the next checkout finds out
+            # and opens a new connection.
+            with contextlib.suppress(Exception):
+                held.driver_connection.terminate()
+        held.close()
+
+    def _plan(self, items: Sequence[Item]) -> tuple[Plan, LoosePlan | None]:
+        """A batch's statements (prepared once for the dialect) and their parameters;
+        readings outside any transaction apart: each is looked for first."""
+        dialect = self._dialect
+        inserts, readings, heartbeats, latest = sorted_rows(items)
+        plan: Plan = []
         for (name, ignore_conflicts, keys), rows in inserts.items():
             table = tables.metadata.tables[name]
-            statement = sqlite.insert(table)
+            statement = dialect.insert(table)
             if ignore_conflicts:
                 statement = statement.on_conflict_do_nothing()
             prepared = self._prepared(("insert", name, ignore_conflicts, keys), statement, keys)
             plan.append((prepared.sql, prepared.params(rows)))
-        loose: list[Sequence[Any]] = []
-        loose_insert: _Prepared | None = None
+        loose_plan = None
         if readings:
             merged = _merge(readings)
             attached = [r for r in merged if r["transaction_id"] is not None]
             if attached:
                 keys = tuple(attached[0])
-                prepared = self._prepared(("merge", keys), _merge_statement(sqlite), keys)
+                prepared = self._prepared(("merge", keys), _merge_statement(dialect), keys)
                 plan.append((prepared.sql, prepared.params(attached)))
             fresh = [r for r in merged if r["transaction_id"] is None]
             if fresh:
                 keys = tuple(fresh[0])
-                loose_insert = self._prepared(
-                    ("loose", keys), sqlite.insert(tables.meter_readings), keys
+                loose = self._prepared(("loose", keys), dialect.insert(tables.meter_readings), keys)
+                loose_plan = (
+                    loose.sql,
+                    loose.params(fresh),
+                    loose.keys.index("charger_id"),
+                    loose.keys.index("connector_id"),
+                    loose.keys.index("at"),
                 )
-                loose = loose_insert.params(fresh)
         if heartbeats:
-            prepared = self._prepared(("heartbeat",), _heartbeat_statement(), ("charger_id", "at"))
+            prepared = self._prepared(("heartbeat",), heartbeat_statement(), ("charger_id", "at"))
             plan.append((prepared.sql, prepared.params(heartbeats)))
         if latest:
-            prepared = self._prepared(("latest",), _latest_statement(), ("pk", "at", "wh"))
+            prepared = self._prepared(("latest",), latest_statement(), ("pk", "at", "wh"))
             plan.append((prepared.sql, prepared.params(latest)))
-        loose_plan = None
-        if loose_insert is not None:
-            at = loose_insert.keys.index("at")
-            charger = loose_insert.keys.index("charger_id")
-            connector = loose_insert.keys.index("connector_id")
-            loose_plan = (loose_insert.sql, loose, charger, connector, at)
+        return plan, loose_plan
+
+    # -- SQLite: the whole batch in one call on the database thread -------------
+    def _prepared(self, key: Any, statement: Any, keys: Sequence[str]) -> Prepared:
+        prepared = self._statements.get(key)
+        if prepared is None:
+            prepared = Prepared.of(statement, keys, self._db.engine.dialect)
+            self._statements[key] = prepared
+        return prepared
+
+    async def _write_sqlite(self, items: Sequence[Item]) -> None:
+        """Every statement of the batch runs as a plain ``executemany`` in one function
+        (``run_plan``), nothing compiled: on the event loop when the batch is small,
+        else in one hop to aiosqlite's thread."""
+        plan, loose_plan = self._plan(items)
         checkpointer = self._db.checkpointer
         catch_up = False
         if checkpointer is not None and checkpointer.catch_up:
             checkpointer.catch_up, catch_up = False, True
-        size = sum(len(params) for _, params in plan) + len(loose)
+        size = sum(len(params) for _, params in plan) + (len(loose_plan[1]) if loose_plan else 0)
         # Straight from the pool: no SQLAlchemy Connection around it (a greenlet
         # each to open, unwrap and close it, for a batch that uses none of it).
         raw = await self._db.engine.raw_connection()
         try:
             driver: Any = raw.driver_connection  # aiosqlite.Connection
             if catch_up:  # it syncs the files: on the database thread
-                await self._on_thread(driver, _checkpoint, driver._conn)
+                await self._on_thread(driver, checkpoint_before_batch, driver._conn)
             # The connection is ours until it goes back, and aiosqlite's thread
             # has finished everything asked of it (unless a cancelled batch still
             # runs there): a small batch runs right here, sparing the hop to that
@@ -422,11 +408,86 @@ class BatchWriter:
             if (
                 size <= INLINE_ROWS
                 and not self._thread_jobs
-                and _run_plan(driver._conn, plan, loose_plan, wait=False)
+                and run_plan(driver._conn, plan, loose_plan, wait=False)
             ):
                 return
-            await self._on_thread(driver, _run_plan, driver._conn, plan, loose_plan)
+            await self._on_thread(driver, run_plan, driver._conn, plan, loose_plan)
         finally:
+            raw.close()
+
+    # -- short transactions of their own -------------------------------------
+    async def run(self, program: Program[T], *, write: bool = True) -> T:
+        """Run ``program`` now (see ``batches.Step``), not in a batch: with ``write`` in
+        one database transaction of its own, durable when this returns; else as reads.
+
+        On SQLite it runs on the server's one connection like a small batch: its
+        statements compiled once, on the event loop, or on aiosqlite's thread
+        when another process holds the write lock. Elsewhere through SQLAlchemy,
+        its statements (built once) found in SQLAlchemy's compiled cache.
+        """
+        if not self._db.is_sqlite:
+            return await self._run_core(program, write)
+        raw = await self._db.engine.raw_connection()
+        try:
+            driver: Any = raw.driver_connection  # aiosqlite.Connection
+            conn = driver._conn
+            if not self._thread_jobs:
+                done, value = run_steps(conn, program, self._prepare, write=write, wait=False)
+                if done:
+                    return cast(T, value)
+            run = functools.partial(run_steps, write=write)
+            _, value = await self._on_thread(driver, run, conn, program, self._prepare)
+            return cast(T, value)
+        finally:
+            raw.close()
+
+    def _prepare(self, statement: Any, keys: tuple[str, ...]) -> Prepared:
+        return self._prepared((id(statement), keys), statement, keys)
+
+    async def _run_core(self, program: Program[T], write: bool) -> T:
+        """PostgreSQL: the program's statements, compiled once, as asyncpg calls on a
+        connection of the pool, in one transaction with ``write``."""
+        raw = await self._db.engine.raw_connection()
+        conn: Any = raw.driver_connection  # asyncpg.Connection
+        broken = False
+        try:
+            transaction = conn.transaction() if write else None
+            if transaction is not None:
+                await transaction.start()
+            try:
+                result: Any = None
+                while True:
+                    try:
+                        step = program.send(result)
+                    except StopIteration as stop:
+                        value = stop.value
+                        break
+                    rows = step.params if step.many else (step.params,)
+                    prepared = self._prepare(step.statement, tuple(rows[0]) if rows else ())
+                    if step.many:
+                        await conn.executemany(prepared.sql, prepared.params(rows))
+                        result = len(rows)
+                        continue
+                    values = prepared.params(rows)[0]
+                    if step.row:
+                        found = await conn.fetchrow(prepared.sql, *values)
+                        result = prepared.row(found) if found is not None else None
+                    else:
+                        result = _row_count(await conn.execute(prepared.sql, *values))
+                if transaction is not None:
+                    await transaction.commit()
+            except BaseException as exc:
+                program.close()
+                broken = not _is_data_error(exc)
+                if transaction is not None and not broken:
+                    with contextlib.suppress(Exception):
+                        await transaction.rollback()
+                raise
+            return cast(T, value)
+        finally:
+            if broken:  # its state is unknown: the pool's ping replaces it
+                with contextlib.suppress(Exception):
+                    conn.terminate()
             raw.close()
 
     async def _on_thread(self, driver: Any, function: Callable[..., Any], *args: Any) -> Any:
@@ -450,183 +511,3 @@ class BatchWriter:
             self._kick()
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """A statement compiled once for SQLite, with the order and bind processing of
-    its parameters: rows become plain sequences for ``executemany``."""
-
-    sql: str
-    keys: tuple[str, ...]
-    defaults: tuple[Any, ...]
-    # All of a row's values at once, in ``keys`` order (a row without one of the
-    # keys takes the slow path, with the column defaults).
-    getter: Callable[[dict[str, Any]], tuple[Any, ...]]
-    # (position, bind processor) of the values that need one.
-    converted: tuple[tuple[int, Any], ...]
-
-    @classmethod
-    def of(cls, statement: Any, keys: Sequence[str], dialect: Any) -> _Prepared:
-        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-        names = tuple(compiled.positiontup)
-        binds = compiled.binds
-        processors = []
-        defaults = []
-        table = getattr(statement, "table", None)
-        for name in names:
-            processors.append(_bind_processor(binds[name].type, dialect))
-            default = None
-            if name not in keys and table is not None and name in table.c:
-                column_default = table.c[name].default
-                if column_default is not None:
-                    if not column_default.is_scalar:
-                        raise ValueError(f"{table.name}.{name}: only scalar defaults here")
-                    default = column_default.arg
-            defaults.append(default)
-        pick = operator.itemgetter(*names)
-        getter = pick if len(names) > 1 else lambda row: (pick(row),)
-        converted = tuple((i, p) for i, p in enumerate(processors) if p is not None)
-        return cls(str(compiled), names, tuple(defaults), getter, converted)
-
-    def params(self, rows: Sequence[dict[str, Any]]) -> list[Sequence[Any]]:
-        getter, converted = self.getter, self.converted
-        out: list[Sequence[Any]] = []
-        for row in rows:
-            try:
-                values: Sequence[Any] = getter(row)
-            except KeyError:
-                values = tuple(map(row.get, self.keys, self.defaults))
-            if converted:
-                values = list(values)
-                for i, process in converted:
-                    value = values[i]
-                    if value is not None:
-                        values[i] = process(value)
-            out.append(values)
-        return out
-
-
-_SQLITE_DATETIME = sqlite.DATETIME._storage_format
-_DATETIME_TEXT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
-
-
-def _bind_processor(type_: Any, dialect: Any) -> Any:
-    """SQLAlchemy's bind processing, with a faster path for SQLite date-times.
-
-    SQLAlchemy formats a datetime for SQLite through a dict of its fields; one
-    ``%`` with a tuple writes the same text ("YYYY-MM-DD HH:MM:SS.ffffff", zone
-    dropped) in a third of the time (and faster than ``isoformat``, which looks
-    up the zone only to have it cut off).
-    """
-    process = type_._cached_bind_processor(dialect)
-    if (
-        process is None
-        or dialect.name != "sqlite"
-        or not isinstance(type_, DateTime)
-        or getattr(type_.dialect_impl(dialect), "_storage_format", None) != _SQLITE_DATETIME
-    ):
-        return process
-
-    def datetime_text(value: Any) -> Any:
-        if type(value) is datetime:
-            return _DATETIME_TEXT % (
-                value.year,
-                value.month,
-                value.day,
-                value.hour,
-                value.minute,
-                value.second,
-                value.microsecond,
-            )
-        return process(value)
-
-    return datetime_text
-
-
-_LOOSE_SEEN = (
-    "SELECT 1 FROM meter_readings WHERE transaction_id IS NULL"
-    " AND charger_id = ? AND connector_id = ? AND at = ?"
-)
-
-
-def _checkpoint(conn: sqlite3.Connection) -> None:
-    """Copy what the background checkpointer left (``database.Checkpointer``): the
-    next batch then writes the WAL from its start."""
-    if conn.in_transaction:
-        return
-    try:
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-    except sqlite3.Error as exc:  # the batch matters more; the next catch-up tries again
-        log.warning("WAL checkpoint before a batch failed: %s", exc)
-
-
-def _run_plan(
-    conn: sqlite3.Connection,
-    plan: Sequence[tuple[str, list[Sequence[Any]]]],
-    loose: tuple[str, list[Sequence[Any]], int, int, int] | None,
-    *,
-    wait: bool = True,
-) -> bool:
-    """Run the batch in one transaction, commit or roll back. ``wait=False`` (on the
-    event loop): if another process holds the write lock, touch nothing and return
-    False instead of waiting for it."""
-    if conn.in_transaction:
-        # Left open by a user of the connection that was cancelled mid-way (the
-        # pool hands connections back as they are): not ours to commit.
-        log.warning("a SQLite transaction was left open on the connection; rolled back")
-        conn.rollback()
-    if wait:
-        conn.execute("BEGIN IMMEDIATE")
-    else:
-        conn.execute("PRAGMA busy_timeout=0")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
-                return False
-            raise
-        finally:
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    try:
-        for sql, params in plan:
-            conn.executemany(sql, params)
-        if loose is not None:
-            # NULL never conflicts in a unique index: look for the same reading first.
-            sql, params, charger, connector, at = loose
-            fresh = [
-                p
-                for p in params
-                if conn.execute(_LOOSE_SEEN, (p[charger], p[connector], p[at])).fetchone() is None
-            ]
-            if fresh:
-                conn.executemany(sql, fresh)
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    return True
-
-
-@functools.cache
-def _heartbeat_statement() -> Any:
-    return (
-        update(tables.chargers)
-        .where(tables.chargers.c.id == bindparam("charger_id"))
-        .values(last_seen_at=bindparam("at"), last_heartbeat_at=bindparam("at"))
-    )
-
-
-@functools.cache
-def _latest_statement() -> Any:
-    t = tables.transactions
-    return (
-        update(t)
-        .where(
-            and_(
-                t.c.id == bindparam("pk"),
-                or_(t.c.last_reading_at.is_(None), t.c.last_reading_at < bindparam("at")),
-            )
-        )
-        .values(last_reading_at=bindparam("at"), last_energy_wh=bindparam("wh"))
-    )
