@@ -35,12 +35,13 @@ async def insert(args: argparse.Namespace) -> dict[str, Any]:
     from plugpay.store import tables
     from plugpay.store.chargers import now
     from plugpay.store.database import Database
-    from plugpay.store.jobs import _values
+    from plugpay.store.jobs import job_values
 
     db = Database(args.database_url)
     stamp = now()
     rows = [
-        _values(NewJob(KIND, f"bench:{args.run}:{n}", {"n": n}), stamp) for n in range(args.count)
+        job_values(NewJob(KIND, f"bench:{args.run}:{n}", {"n": n}), stamp)
+        for n in range(args.count)
     ]
     try:
         async with db.begin() as conn:

@@ -4,9 +4,11 @@ and the steps of the short transactions it runs on its own (``Step``, ``Program`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
+
+from sqlalchemy.sql.elements import ClauseElement
 
 Owner = asyncio.Task[Any] | None
 T = TypeVar("T")
@@ -47,6 +49,8 @@ class Batch:
 
 
 Rows = list[dict[str, Any]]
+# One row of parameters, or the rows of an ``executemany``.
+Params = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
 
 def sorted_rows(
@@ -82,10 +86,16 @@ class Step:
     when ``row`` is set, else the number of rows the statement changed.
     """
 
-    statement: Any
-    params: Any  # dict[str, Any], or a list of them with ``many``
+    statement: ClauseElement
+    params: Params
     many: bool = False
     row: bool = False
+
+    def rows(self) -> Sequence[Mapping[str, Any]]:
+        """The parameter rows: the one row, or every row with ``many``."""
+        if self.many:
+            return cast(Sequence[Mapping[str, Any]], self.params)
+        return (cast(Mapping[str, Any], self.params),)
 
 
 # A program: a generator of the steps of one transaction; what it returns is

@@ -51,7 +51,7 @@ def _insert(is_sqlite: bool) -> Any:
     return (sqlite if is_sqlite else postgresql).insert(_J)
 
 
-def _values(job: NewJob, stamp: datetime) -> dict[str, Any]:
+def job_values(job: NewJob, stamp: datetime) -> dict[str, Any]:
     return {
         "kind": job.kind,
         "key": job.key,
@@ -72,7 +72,7 @@ async def insert_job(conn: AsyncConnection, is_sqlite: bool, job: NewJob) -> boo
     """Add ``job`` in the caller's transaction; False when its key is taken (and,
     with ``rearm``, the job with that key is not done or failed)."""
     stamp = now()
-    statement = _insert(is_sqlite).values(**_values(job, stamp))
+    statement = _insert(is_sqlite).values(**job_values(job, stamp))
     if job.rearm:
         statement = statement.on_conflict_do_update(
             index_elements=[_J.c.key],
@@ -252,7 +252,7 @@ class SqlJobQueue:
         stamp = now()
         async with self.db.begin() as conn:
             for job in jobs:
-                statement = _insert(self.db.is_sqlite).values(**_values(job, stamp))
+                statement = _insert(self.db.is_sqlite).values(**job_values(job, stamp))
                 # A changed period applies at once; the next run stays where it is.
                 await conn.execute(
                     statement.on_conflict_do_update(

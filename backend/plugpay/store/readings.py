@@ -91,7 +91,7 @@ def reading_for(samples: Sequence[FlaggedSample], context: str, *, first: bool) 
     return chosen.energy_wh
 
 
-def _merge(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def merge_readings(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (transaction, instant): later rows fill what earlier ones left empty."""
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     copied: set[tuple[Any, ...]] = set()
@@ -115,7 +115,7 @@ def _merge(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @functools.cache
-def _merge_statement(dialect: Any) -> Any:
+def merge_statement(dialect: Any) -> Any:
     """INSERT ... ON CONFLICT (transaction, instant) DO UPDATE filling the gaps; built
     once, as building and keying it per batch costs more than running it."""
     mr = t.meter_readings
@@ -135,11 +135,11 @@ async def write_readings(
 ) -> None:
     """Store meter readings exactly once (see the module docstring)."""
     mr = t.meter_readings
-    rows = _merge(rows)
+    rows = merge_readings(rows)
     attached = [r for r in rows if r["transaction_id"] is not None]
     loose = [r for r in rows if r["transaction_id"] is None]
     if attached:
-        await connection.execute(_merge_statement(dialect), attached)
+        await connection.execute(merge_statement(dialect), attached)
     if loose:
         # NULL never conflicts in a unique index: look for the same reading first.
         existing = await connection.execute(

@@ -16,7 +16,7 @@ import functools
 import logging
 import operator
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,7 +41,7 @@ class Prepared:
     defaults: tuple[Any, ...]
     # All of a row's values at once, in ``keys`` order (a row without one of the
     # keys takes the slow path, with the column defaults).
-    getter: Callable[[dict[str, Any]], tuple[Any, ...]]
+    getter: Callable[[Mapping[str, Any]], tuple[Any, ...]]
     # (position, bind processor) of the values that need one.
     converted: tuple[tuple[int, Any], ...]
     # What a statement returns: (column, result processor or None), in order.
@@ -84,7 +84,7 @@ class Prepared:
             for (name, process), value in zip(self.results, values, strict=True)
         }
 
-    def params(self, rows: Sequence[dict[str, Any]]) -> list[Sequence[Any]]:
+    def params(self, rows: Sequence[Mapping[str, Any]]) -> list[Sequence[Any]]:
         getter, converted = self.getter, self.converted
         out: list[Sequence[Any]] = []
         for row in rows:
@@ -233,7 +233,7 @@ def run_steps(
             except StopIteration as stop:
                 value = stop.value
                 break
-            rows = step.params if step.many else (step.params,)
+            rows = step.rows()
             prepared = prepare(step.statement, tuple(rows[0]) if rows else ())
             if step.many:
                 result = conn.executemany(prepared.sql, prepared.params(rows)).rowcount

@@ -22,14 +22,15 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ClauseElement
 
 from plugpay.services.ports import EventInput, TransactionRef
 from plugpay.services.ports.jobs import NewJob
 from plugpay.store import tables as t
 from plugpay.store.batches import Program, Step
 from plugpay.store.chargers import aware, now
-from plugpay.store.jobs import _values as job_values
-from plugpay.store.readings import BEGIN, END, _merge, _merge_statement, latest, reading_for
+from plugpay.store.jobs import job_values
+from plugpay.store.readings import BEGIN, END, latest, merge_readings, merge_statement, reading_for
 from plugpay.store.readings import reading_rows as rows_of
 from plugpay.store.sqlite_batch import latest_statement
 from plugpay.store.transaction_facts import ended_job, started_job
@@ -53,16 +54,16 @@ class Applied:
 
 @dataclass(frozen=True, slots=True)
 class _Statements:
-    find: Any
-    find_pk: Any
-    find_locked: Any
-    create: Any
-    answer: Any
-    readings: Any
-    latest: Any
-    change: Any
-    message: Any
-    job: Any
+    find: ClauseElement
+    find_pk: ClauseElement
+    find_locked: ClauseElement
+    create: ClauseElement
+    answer: ClauseElement
+    readings: ClauseElement
+    latest: ClauseElement
+    change: ClauseElement
+    message: ClauseElement
+    job: ClauseElement
 
 
 @functools.cache
@@ -87,7 +88,7 @@ def statements(is_sqlite: bool) -> _Statements:
             _MESSAGES.c.kind == bindparam("kind"),
             _MESSAGES.c.seq_no == bindparam("seq_no"),
         ),
-        readings=_merge_statement(dialect),
+        readings=merge_statement(dialect),
         latest=latest_statement(),
         # The columns set are the keys of the parameters, besides ``tx_pk``.
         change=update(_TX).where(_TX.c.id == bindparam("tx_pk")),
@@ -147,7 +148,7 @@ def event_program(event: EventInput, response: dict[str, Any], is_sqlite: bool) 
         # restarted its numbering (a reboot mid-transaction). Apply it, and say so.
         reused_seq_no = stored is not None
     connector_id = event.connector_id or row["connector_id"]
-    readings = _merge(rows_of(event.charger_id, connector_id, pk, event.samples))
+    readings = merge_readings(rows_of(event.charger_id, connector_id, pk, event.samples))
     if readings:
         yield Step(s.readings, readings, many=True)
     newest = latest(event.samples)

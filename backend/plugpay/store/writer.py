@@ -45,7 +45,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from plugpay.store import tables
 from plugpay.store.batches import Batch, Item, Owner, Program, sorted_rows
 from plugpay.store.database import Database
-from plugpay.store.readings import _merge, _merge_statement
+from plugpay.store.readings import merge_readings, merge_statement
 from plugpay.store.sqlite_batch import (
     Prepared,
     checkpoint_before_batch,
@@ -350,11 +350,11 @@ class BatchWriter:
             plan.append((prepared.sql, prepared.params(rows)))
         loose_plan = None
         if readings:
-            merged = _merge(readings)
+            merged = merge_readings(readings)
             attached = [r for r in merged if r["transaction_id"] is not None]
             if attached:
                 keys = tuple(attached[0])
-                prepared = self._prepared(("merge", keys), _merge_statement(dialect), keys)
+                prepared = self._prepared(("merge", keys), merge_statement(dialect), keys)
                 plan.append((prepared.sql, prepared.params(attached)))
             fresh = [r for r in merged if r["transaction_id"] is None]
             if fresh:
@@ -462,7 +462,7 @@ class BatchWriter:
                     except StopIteration as stop:
                         value = stop.value
                         break
-                    rows = step.params if step.many else (step.params,)
+                    rows = step.rows()
                     prepared = self._prepare(step.statement, tuple(rows[0]) if rows else ())
                     if step.many:
                         await conn.executemany(prepared.sql, prepared.params(rows))
