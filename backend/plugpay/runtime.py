@@ -193,7 +193,7 @@ def build_runtime(
     """``worker``: JobWorker options (tests shorten the lease)."""
     db = Database(settings.database_url)
     writer = BatchWriter(db)
-    job_queue = SqlJobQueue(db)
+    job_queue = SqlJobQueue(db, writer)
     job_worker = JobWorker(
         job_queue, **{"lease_seconds": settings.job_lease_seconds, **(worker or {})}
     )
@@ -202,7 +202,7 @@ def build_runtime(
     transaction_store = SqlTransactionStore(db, writer, on_jobs=job_worker.wake)
     message_log = SqlMessageLog(db, writer)
     tariff_store = SqlTariffStore(db)
-    session_store = SqlSessionStore(db)
+    session_store = SqlSessionStore(db, writer)
     ledger = SqlLedgerQueries(db)
     registry = ConnectionRegistry()
     bus: MemoryLiveBus | RedisLiveBus = (

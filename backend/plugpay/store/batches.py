@@ -83,13 +83,15 @@ class Step:
     ``statement`` is built once, with its parameters bound by name (so it is
     compiled once too); ``params`` is one row, or with ``many`` the rows of an
     ``executemany``. The program gets back the first row as a dict (or None)
-    when ``row`` is set, else the number of rows the statement changed.
+    when ``row`` is set, every row as a list of dicts with ``all_rows``, else
+    the number of rows the statement changed.
     """
 
     statement: ClauseElement
     params: Params
     many: bool = False
     row: bool = False
+    all_rows: bool = False
 
     def rows(self) -> Sequence[Mapping[str, Any]]:
         """The parameter rows: the one row, or every row with ``many``."""

@@ -13,14 +13,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plugpay.services.ports.jobs import Job, JobState, NewJob
 from plugpay.store import tables as t
+from plugpay.store.batches import Program, Step
 from plugpay.store.chargers import aware, now
 from plugpay.store.database import Database
+from plugpay.store.writer import BatchWriter
 
 _J = t.jobs
 _ERROR_CHARS = 500
@@ -139,58 +141,92 @@ class SqlJobRepository:
         return int(result.rowcount)
 
 
+# The worker's statements, built once (so compiled once): each runs as a
+# program through the writer (on SQLite inline on the server's connection).
+_STAMP = bindparam("stamp", type_=_J.c.run_at.type)
+_CLAIM = (
+    update(_J)
+    .where(
+        _J.c.id.in_(
+            select(_J.c.id)
+            .where(
+                or_(
+                    and_(_J.c.state == bindparam("st_pending"), _J.c.run_at <= _STAMP),
+                    and_(_J.c.state == bindparam("st_running"), _J.c.lease_until < _STAMP),
+                )
+            )
+            .order_by(_J.c.run_at)
+            .limit(bindparam("limit", type_=Integer))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(
+        state=bindparam("st_running"),
+        worker=bindparam("new_worker"),
+        lease_until=bindparam("lease", type_=_J.c.lease_until.type),
+        attempts=_J.c.attempts + 1,
+        updated_at=_STAMP,
+    )
+    .returning(*_J.c)
+)
+# One worker's running job; the columns set are the keys of the parameters
+# besides job_id, job_worker and st_running.
+_UPDATE_MINE = update(_J).where(
+    _J.c.id == bindparam("job_id"),
+    _J.c.worker == bindparam("job_worker"),
+    _J.c.state == bindparam("st_running"),
+)
+
+
+def _claim_program(worker: str, limit: int, lease_seconds: float) -> Program[list[Job]]:
+    stamp = now()
+    params = {
+        "stamp": stamp,
+        "st_pending": JobState.PENDING,
+        "st_running": JobState.RUNNING,
+        "limit": limit,
+        "new_worker": worker,
+        "lease": stamp + timedelta(seconds=lease_seconds),
+    }
+    rows: list[dict[str, Any]] = yield Step(_CLAIM, params, all_rows=True)
+    return sorted((job_of(r) for r in rows), key=lambda j: j.run_at)
+
+
+def _mine_program(job_id: int, worker: str, values: dict[str, Any]) -> Program[bool]:
+    """Set ``values`` on job ``job_id`` if ``worker`` still runs it."""
+    params = {
+        "job_id": job_id,
+        "job_worker": worker,
+        "st_running": JobState.RUNNING,
+        "updated_at": now(),
+        **values,
+    }
+    changed: int = yield Step(_UPDATE_MINE, params)
+    return bool(changed)
+
+
 class SqlJobQueue:
     """Claiming, finishing and listing jobs; each call one short transaction."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, writer: BatchWriter | None = None) -> None:
         self.db = db
+        # The server's writer (it knows what runs on SQLite's connection); a
+        # queue of its own in tools and tests.
+        self.writer = writer or BatchWriter(db)
 
     async def claim(self, worker: str, limit: int, lease_seconds: float) -> list[Job]:
-        stamp = now()
-        due = or_(
-            and_(_J.c.state == JobState.PENDING, _J.c.run_at <= stamp),
-            and_(_J.c.state == JobState.RUNNING, _J.c.lease_until < stamp),
-        )
-        picked = (
-            select(_J.c.id)
-            .where(due)
-            .order_by(_J.c.run_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        statement = (
-            update(_J)
-            .where(_J.c.id.in_(picked.scalar_subquery()))
-            .values(
-                state=JobState.RUNNING,
-                worker=worker,
-                lease_until=stamp + timedelta(seconds=lease_seconds),
-                attempts=_J.c.attempts + 1,
-                updated_at=stamp,
-            )
-            .returning(*_J.c)
-        )
-        async with self.db.begin() as conn:
-            rows = (await conn.execute(statement)).mappings().all()
-        return sorted((job_of(r) for r in rows), key=lambda j: j.run_at)
+        return await self.writer.run(_claim_program(worker, limit, lease_seconds))
 
     async def extend(self, job_id: int, worker: str, lease_seconds: float) -> bool:
-        stamp = now()
-        async with self.db.begin() as conn:
-            result = await conn.execute(
-                update(_J)
-                .where(_J.c.id == job_id, _J.c.worker == worker, _J.c.state == JobState.RUNNING)
-                .values(lease_until=stamp + timedelta(seconds=lease_seconds), updated_at=stamp)
-            )
-        return bool(result.rowcount)
-
-    def _mine(self, job: Job, worker: str) -> Any:
-        return and_(_J.c.id == job.id, _J.c.worker == worker, _J.c.state == JobState.RUNNING)
+        lease = now() + timedelta(seconds=lease_seconds)
+        return await self.writer.run(_mine_program(job_id, worker, {"lease_until": lease}))
 
     async def finish(self, job: Job, worker: str, error: str | None = None) -> None:
         """Done; a periodic job is due again a period later (``error``: its last run
         failed, kept to be seen in the listing)."""
         stamp = now()
+        values: dict[str, Any] = {"lease_until": None, "worker": None, "done_at": stamp}
         if job.every_seconds:
             period = timedelta(seconds=job.every_seconds)
             # Once per period across instances; after a pause (a late run), the
@@ -198,53 +234,35 @@ class SqlJobQueue:
             next_at = job.run_at + period
             if next_at <= stamp:
                 next_at = stamp + period
-            values: dict[str, Any] = {
+            values |= {
                 "state": JobState.PENDING,
                 "run_at": next_at,
                 "attempts": 0,
                 "last_error": error[:_ERROR_CHARS] if error else None,
-                "done_at": stamp,
             }
         else:
-            values = {"state": JobState.DONE, "done_at": stamp}
-        async with self.db.begin() as conn:
-            await conn.execute(
-                update(_J)
-                .where(self._mine(job, worker))
-                .values(lease_until=None, worker=None, updated_at=stamp, **values)
-            )
+            values["state"] = JobState.DONE
+        await self.writer.run(_mine_program(job.id, worker, values))
 
     async def retry(self, job: Job, worker: str, error: str, run_at: datetime) -> None:
-        stamp = now()
-        async with self.db.begin() as conn:
-            await conn.execute(
-                update(_J)
-                .where(self._mine(job, worker))
-                .values(
-                    state=JobState.PENDING,
-                    run_at=run_at,
-                    last_error=error[:_ERROR_CHARS],
-                    lease_until=None,
-                    worker=None,
-                    updated_at=stamp,
-                )
-            )
+        values = {
+            "state": JobState.PENDING,
+            "run_at": run_at,
+            "last_error": error[:_ERROR_CHARS],
+            "lease_until": None,
+            "worker": None,
+        }
+        await self.writer.run(_mine_program(job.id, worker, values))
 
     async def fail(self, job: Job, worker: str, error: str) -> None:
-        stamp = now()
-        async with self.db.begin() as conn:
-            await conn.execute(
-                update(_J)
-                .where(self._mine(job, worker))
-                .values(
-                    state=JobState.FAILED,
-                    last_error=error[:_ERROR_CHARS],
-                    lease_until=None,
-                    worker=None,
-                    done_at=stamp,
-                    updated_at=stamp,
-                )
-            )
+        values = {
+            "state": JobState.FAILED,
+            "last_error": error[:_ERROR_CHARS],
+            "lease_until": None,
+            "worker": None,
+            "done_at": now(),
+        }
+        await self.writer.run(_mine_program(job.id, worker, values))
 
     async def ensure(self, jobs: list[NewJob]) -> None:
         if not jobs:

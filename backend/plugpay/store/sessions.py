@@ -9,12 +9,14 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import bindparam, case, or_, select, update
 
 from plugpay.services.ports import PushSubscription, Reading, SessionRecord, TransactionInfo
 from plugpay.store import tables as t
+from plugpay.store.batches import Program, Step
 from plugpay.store.chargers import aware, now
 from plugpay.store.database import Database
+from plugpay.store.writer import BatchWriter
 
 _S = t.charging_sessions
 _TIMES = {
@@ -44,7 +46,12 @@ def _live_update(columns: tuple[str, ...]) -> Any:
         )
     return (
         update(_S)
-        .where(_S.c.id == bindparam("session_id"), _S.c.state.in_(("CHARGING", "STOPPING")))
+        # No IN (...) of literals: it would be expanded per execution, and this
+        # statement is compiled once.
+        .where(
+            _S.c.id == bindparam("session_id"),
+            or_(_S.c.state == "CHARGING", _S.c.state == "STOPPING"),
+        )
         .values(updated_at=bindparam("updated_at"), version=_S.c.version + 1, **values)
         .returning(*_S.c)
     )
@@ -72,46 +79,65 @@ async def readings_of(conn: Any, transaction_pk: int) -> list[Reading]:
     return [Reading(aware(r.at) or r.at, int(r.energy_wh), r.power_w) for r in rows]
 
 
-async def transaction_info_of(conn: Any, transaction_pk: int) -> TransactionInfo | None:
-    tx = t.transactions
-    row = (
-        await conn.execute(
-            select(
-                tx.c.ocpp_transaction_id,
-                tx.c.started_at,
-                tx.c.stopped_at,
-                tx.c.status,
-                tx.c.meter_start_wh,
-                tx.c.meter_stop_wh,
-            ).where(tx.c.id == transaction_pk)
-        )
-    ).first()
-    if row is None:
-        return None
+_TX = t.transactions
+_TRANSACTION_INFO = select(
+    _TX.c.ocpp_transaction_id,
+    _TX.c.started_at,
+    _TX.c.stopped_at,
+    _TX.c.status,
+    _TX.c.meter_start_wh,
+    _TX.c.meter_stop_wh,
+).where(_TX.c.id == bindparam("pk"))
+
+
+def _transaction_info(row: Any) -> TransactionInfo:
     return TransactionInfo(
-        row.ocpp_transaction_id,
-        aware(row.started_at),
-        aware(row.stopped_at),
-        row.status == "ended",
-        row.meter_start_wh,
-        row.meter_stop_wh,
+        row["ocpp_transaction_id"],
+        aware(row["started_at"]),
+        aware(row["stopped_at"]),
+        row["status"] == "ended",
+        row["meter_start_wh"],
+        row["meter_stop_wh"],
     )
 
 
+async def transaction_info_of(conn: Any, transaction_pk: int) -> TransactionInfo | None:
+    row = (await conn.execute(_TRANSACTION_INFO, {"pk": transaction_pk})).mappings().first()
+    return _transaction_info(row) if row else None
+
+
+@functools.cache
+def _session_by(column: str) -> Any:
+    return select(_S).where(_S.c[column] == bindparam("value"))
+
+
+def _row_program(statement: Any, params: dict[str, Any]) -> Program[dict[str, Any] | None]:
+    row: dict[str, Any] | None = yield Step(statement, params, row=True)
+    return row
+
+
 class SqlSessionStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, writer: BatchWriter | None = None) -> None:
         self.db = db
+        # The reads of every reading and every job run as programs through the
+        # writer: their statements compiled once (the server passes its own).
+        self.writer = writer or BatchWriter(db)
 
     async def _one(self, where: Any) -> SessionRecord | None:
         async with self.db.connect() as conn:
             row = (await conn.execute(select(_S).where(where))).mappings().first()
         return session_record(row) if row else None
 
+    async def _by(self, column: str, value: Any) -> SessionRecord | None:
+        program = _row_program(_session_by(column), {"value": value})
+        row = await self.writer.run(program, write=False)
+        return session_record(row) if row else None
+
     async def get(self, session_id: str) -> SessionRecord | None:
-        return await self._one(_S.c.id == session_id)
+        return await self._by("id", session_id)
 
     async def by_transaction(self, transaction_pk: int) -> SessionRecord | None:
-        return await self._one(_S.c.transaction_pk == transaction_pk)
+        return await self._by("transaction_pk", transaction_pk)
 
     async def active_on(self, charger_id: str, connector_id: int) -> SessionRecord | None:
         return await self._one(
@@ -143,16 +169,8 @@ class SqlSessionStore:
         """
         statement = _live_update(tuple(sorted(values)))
         params = {f"new_{k}": v for k, v in values.items()}
-        async with self.db.begin() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        statement, {"session_id": session_id, "updated_at": now(), **params}
-                    )
-                )
-                .mappings()
-                .first()
-            )
+        program = _row_program(statement, {"session_id": session_id, "updated_at": now(), **params})
+        row = await self.writer.run(program)
         return session_record(row) if row else None
 
     async def transaction_readings(self, transaction_pk: int) -> list[Reading]:
@@ -160,8 +178,10 @@ class SqlSessionStore:
             return await readings_of(conn, transaction_pk)
 
     async def transaction_info(self, transaction_pk: int) -> TransactionInfo | None:
-        async with self.db.connect() as conn:
-            return await transaction_info_of(conn, transaction_pk)
+        row = await self.writer.run(
+            _row_program(_TRANSACTION_INFO, {"pk": transaction_pk}), write=False
+        )
+        return _transaction_info(row) if row else None
 
     async def push_subscriptions(self, session_id: str) -> list[PushSubscription]:
         p = t.push_subscriptions

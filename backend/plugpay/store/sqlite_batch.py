@@ -53,6 +53,9 @@ class Prepared:
         # single-row insert): rows are written by ``executemany``.
         many = not getattr(statement, "_returning", ())
         compiled = statement.compile(dialect=dialect, column_keys=list(keys), for_executemany=many)
+        if compiled.post_compile_params:
+            # An IN (...) of a list is rendered anew for each execution.
+            raise ValueError(f"cannot prepare a statement with expanding parameters: {compiled}")
         names = tuple(compiled.positiontup)
         binds = compiled.binds
         processors = []
@@ -67,6 +70,8 @@ class Prepared:
                     if not column_default.is_scalar:
                         raise ValueError(f"{table.name}.{name}: only scalar defaults here")
                     default = column_default.arg
+            elif name not in keys and binds[name].callable is None:
+                default = binds[name].value  # a literal in the statement (``x + 1``, OFFSET 0)
             defaults.append(default)
         pick = operator.itemgetter(*names)
         getter = pick if len(names) > 1 else lambda row: (pick(row),)
@@ -239,7 +244,9 @@ def run_steps(
                 result = conn.executemany(prepared.sql, prepared.params(rows)).rowcount
                 continue
             cursor = conn.execute(prepared.sql, prepared.params(rows)[0])
-            if step.row:
+            if step.all_rows:
+                result = [prepared.row(found) for found in cursor.fetchall()]
+            elif step.row:
                 found = cursor.fetchall()  # all of them: a RETURNING is done only then
                 result = prepared.row(found[0]) if found else None
             else:

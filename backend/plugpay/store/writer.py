@@ -469,7 +469,9 @@ class BatchWriter:
                         result = len(rows)
                         continue
                     values = prepared.params(rows)[0]
-                    if step.row:
+                    if step.all_rows:
+                        result = [prepared.row(r) for r in await conn.fetch(prepared.sql, *values)]
+                    elif step.row:
                         found = await conn.fetchrow(prepared.sql, *values)
                         result = prepared.row(found) if found is not None else None
                     else:
