@@ -235,7 +235,7 @@ def build_runtime(
         default_hold=settings.default_hold,
         demo=payments if isinstance(payments, DemoGateway) else None,
     )
-    charging = ChargingService(uow, commands, bus, timeouts)
+    charging = ChargingService(uow, commands, bus, timeouts, session_store)
     pricing = LivePricing(session_store, tariffs, charging, bus, timeouts)
     settlement = SettlementService(
         uow,

@@ -17,7 +17,7 @@ from plugpay.domain.errors import ChargerOffline, CommandFailed, CommandTimeout,
 from plugpay.domain.session import Reason, SessionState, Timeouts, deadline_for
 from plugpay.services.commands import CommandService
 from plugpay.services.jobs import GiveUp, RetryLater, backoff
-from plugpay.services.ports import LiveBus, SessionRecord, UnitOfWorkFactory
+from plugpay.services.ports import LiveBus, SessionRecord, SessionStore, UnitOfWorkFactory
 from plugpay.services.ports.jobs import Job, JobKind, NewJob
 from plugpay.services.session_moves import ask_to_stop, fail_start, request_stop, utcnow
 from plugpay.services.snapshots import publish
@@ -37,6 +37,7 @@ class ChargingService:
     commands: CommandService
     live: LiveBus
     timeouts: Timeouts
+    sessions: SessionStore
 
     # -- start ------------------------------------------------------------------
     async def run_start(self, job: Job) -> None:
@@ -186,7 +187,9 @@ class ChargingService:
     async def apply_started(
         self, transaction_pk: int, id_tag: str | None, started_at: datetime
     ) -> SessionRecord | None:
-        if not id_tag:
+        # Most transactions are no driver's session (an RFID card, a token of
+        # nobody's): one read, no write transaction, tells.
+        if not id_tag or await self.sessions.by_id_tag(id_tag) is None:
             return None
         async with self.uow() as uow:
             record = await uow.sessions.by_id_tag(id_tag)

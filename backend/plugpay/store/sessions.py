@@ -139,6 +139,9 @@ class SqlSessionStore:
     async def by_transaction(self, transaction_pk: int) -> SessionRecord | None:
         return await self._by("transaction_pk", transaction_pk)
 
+    async def by_id_tag(self, id_tag: str) -> SessionRecord | None:
+        return await self._by("id_tag", id_tag)
+
     async def active_on(self, charger_id: str, connector_id: int) -> SessionRecord | None:
         return await self._one(
             (_S.c.charger_id == charger_id)
