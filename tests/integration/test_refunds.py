@@ -197,19 +197,28 @@ async def test_a_settled_session_is_refunded_in_part_and_then_in_full(
         settled.server,
         tmp_path,
         "refund",
-        sid,
         "--amount",
         "1.00",
         "--reason",
         "Idle fee waived",
         "--wait",
+        "--",
+        sid,
     )
     assert cli.returncode == 0, cli
     second_id = int(cli.stdout.split()[1].rstrip(":"))
     assert cli.stdout.strip() == f"refund {second_id}: 1.00 EUR (succeeded)"
     await check_books(settled, [100, 100])
     repeated = await plugpay(
-        settled.server, tmp_path, "refund", sid, "--amount", "1", "--reason", "Idle fee waived"
+        settled.server,
+        tmp_path,
+        "refund",
+        "--amount",
+        "1",
+        "--reason",
+        "Idle fee waived",
+        "--",
+        sid,
     )
     assert repeated.returncode == 0, repeated
     assert repeated.stdout.strip() == (
@@ -226,11 +235,12 @@ async def test_a_settled_session_is_refunded_in_part_and_then_in_full(
         settled.server,
         tmp_path,
         "refund",
-        sid,
         "--amount",
         str(Money(left + 1, "EUR").to_decimal()),
         "--reason",
         "Too much",
+        "--",
+        sid,
     )
     assert (
         one_line_error(too_much) == f"plugpay: at most {Money(left, 'EUR')} can still be refunded"
@@ -353,7 +363,7 @@ async def test_a_session_that_captured_nothing_cannot_be_refunded(
     with pytest.raises(InvalidInput, match="reason"):
         await refunds.refund(session_id, Decimal("1.00"), "   ")
 
-    cli = await plugpay(server, tmp_path, "refund", session_id, "--reason", "Goodwill")
+    cli = await plugpay(server, tmp_path, "refund", "--reason", "Goodwill", "--", session_id)
     assert one_line_error(cli) == "plugpay: nothing was captured for this session"
     assert await server.runtime.ledger.refunds_of_session(session_id) == []
     journals = await server.runtime.ledger.journals_of_session(session_id)

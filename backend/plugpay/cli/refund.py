@@ -20,7 +20,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = commands.add_parser(
         "refund", help="refund a captured session, fully or in part (asking twice refunds once)"
     )
-    parser.add_argument("session_id")
+    parser.add_argument("session_id", help="the session (an id that starts with - goes after --)")
     parser.add_argument(
         "--amount", default=None, help="in the session's currency, e.g. 2.50 (default: all)"
     )
