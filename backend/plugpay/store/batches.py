@@ -48,7 +48,8 @@ class Batch:
         return [*self.items, *self.heartbeats.values(), *self.latest.values()]
 
 
-Rows = list[dict[str, Any]]
+Row = dict[str, Any]
+Rows = list[Row]
 # One row of parameters, or the rows of an ``executemany``.
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
@@ -104,3 +105,9 @@ class Step:
 # the answer of ``BatchWriter.run``. It computes between steps and does no I/O
 # itself, so the same program runs on SQLite's connection and on PostgreSQL's.
 Program = Generator[Step, Any, T]
+
+
+def one_row(statement: ClauseElement, params: Params) -> Program[Row | None]:
+    """The program of one statement whose first row (or None) is its answer."""
+    row: Row | None = yield Step(statement, params, row=True)
+    return row

@@ -12,16 +12,11 @@ from sqlalchemy.exc import IntegrityError
 from plugpay.domain.errors import AlreadyExists
 from plugpay.services.ports import BootInfo, ChargerView, ConnectorView, NewCharger
 from plugpay.store import tables as t
-from plugpay.store.batches import Program, Step
+from plugpay.store.batches import one_row
 from plugpay.store.database import Database
 from plugpay.store.writer import BatchWriter
 
 _ID_TAG = select(t.id_tags).where(t.id_tags.c.id_tag == bindparam("id_tag"))
-
-
-def _id_tag_program(id_tag: str) -> Program[dict[str, Any] | None]:
-    row: dict[str, Any] | None = yield Step(_ID_TAG, {"id_tag": id_tag}, row=True)
-    return row
 
 
 def now() -> datetime:
@@ -271,7 +266,7 @@ class SqlChargerStore:
     async def id_tag_status(self, id_tag: str, charger_id: str | None = None) -> str:
         # Read on every Authorize and every event with an idToken, never cached (a
         # session's token is revoked when it ends): one statement compiled once.
-        row = await self.writer.run(_id_tag_program(id_tag), write=False)
+        row = await self.writer.run(one_row(_ID_TAG, {"id_tag": id_tag}), write=False)
         if row is None:
             return "Invalid"
         if row["charger_id"] is not None and row["charger_id"] != charger_id:

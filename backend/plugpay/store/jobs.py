@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plugpay.services.ports.jobs import Job, JobState, NewJob
 from plugpay.store import tables as t
-from plugpay.store.batches import Program, Step
+from plugpay.store.batches import Program, Row, Rows, Step
 from plugpay.store.chargers import aware, now
 from plugpay.store.database import Database
 from plugpay.store.writer import BatchWriter
@@ -189,11 +189,11 @@ def _claim_program(worker: str, limit: int, lease_seconds: float) -> Program[lis
         "new_worker": worker,
         "lease": stamp + timedelta(seconds=lease_seconds),
     }
-    rows: list[dict[str, Any]] = yield Step(_CLAIM, params, all_rows=True)
+    rows: Rows = yield Step(_CLAIM, params, all_rows=True)
     return sorted((job_of(r) for r in rows), key=lambda j: j.run_at)
 
 
-def _mine_program(job_id: int, worker: str, values: dict[str, Any]) -> Program[bool]:
+def _mine_program(job_id: int, worker: str, values: Row) -> Program[bool]:
     """Set ``values`` on job ``job_id`` if ``worker`` still runs it."""
     params = {
         "job_id": job_id,
@@ -226,7 +226,7 @@ class SqlJobQueue:
         """Done; a periodic job is due again a period later (``error``: its last run
         failed, kept to be seen in the listing)."""
         stamp = now()
-        values: dict[str, Any] = {"lease_until": None, "worker": None, "done_at": stamp}
+        values: Row = {"lease_until": None, "worker": None, "done_at": stamp}
         if job.every_seconds:
             period = timedelta(seconds=job.every_seconds)
             # Once per period across instances; after a pause (a late run), the

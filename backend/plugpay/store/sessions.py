@@ -10,10 +10,13 @@ import functools
 from typing import Any
 
 from sqlalchemy import bindparam, case, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ClauseElement
 
 from plugpay.services.ports import PushSubscription, Reading, SessionRecord, TransactionInfo
 from plugpay.store import tables as t
-from plugpay.store.batches import Program, Step
+from plugpay.store.batches import Row, one_row
 from plugpay.store.chargers import aware, now
 from plugpay.store.database import Database
 from plugpay.store.writer import BatchWriter
@@ -90,7 +93,7 @@ _TRANSACTION_INFO = select(
 ).where(_TX.c.id == bindparam("pk"))
 
 
-def _transaction_info(row: Any) -> TransactionInfo:
+def _transaction_info(row: RowMapping | Row) -> TransactionInfo:
     return TransactionInfo(
         row["ocpp_transaction_id"],
         aware(row["started_at"]),
@@ -101,19 +104,14 @@ def _transaction_info(row: Any) -> TransactionInfo:
     )
 
 
-async def transaction_info_of(conn: Any, transaction_pk: int) -> TransactionInfo | None:
+async def transaction_info_of(conn: AsyncConnection, transaction_pk: int) -> TransactionInfo | None:
     row = (await conn.execute(_TRANSACTION_INFO, {"pk": transaction_pk})).mappings().first()
     return _transaction_info(row) if row else None
 
 
 @functools.cache
-def _session_by(column: str) -> Any:
+def _session_by(column: str) -> ClauseElement:
     return select(_S).where(_S.c[column] == bindparam("value"))
-
-
-def _row_program(statement: Any, params: dict[str, Any]) -> Program[dict[str, Any] | None]:
-    row: dict[str, Any] | None = yield Step(statement, params, row=True)
-    return row
 
 
 class SqlSessionStore:
@@ -128,8 +126,8 @@ class SqlSessionStore:
             row = (await conn.execute(select(_S).where(where))).mappings().first()
         return session_record(row) if row else None
 
-    async def _by(self, column: str, value: Any) -> SessionRecord | None:
-        program = _row_program(_session_by(column), {"value": value})
+    async def _by(self, column: str, value: str | int) -> SessionRecord | None:
+        program = one_row(_session_by(column), {"value": value})
         row = await self.writer.run(program, write=False)
         return session_record(row) if row else None
 
@@ -172,7 +170,7 @@ class SqlSessionStore:
         """
         statement = _live_update(tuple(sorted(values)))
         params = {f"new_{k}": v for k, v in values.items()}
-        program = _row_program(statement, {"session_id": session_id, "updated_at": now(), **params})
+        program = one_row(statement, {"session_id": session_id, "updated_at": now(), **params})
         row = await self.writer.run(program)
         return session_record(row) if row else None
 
@@ -181,9 +179,7 @@ class SqlSessionStore:
             return await readings_of(conn, transaction_pk)
 
     async def transaction_info(self, transaction_pk: int) -> TransactionInfo | None:
-        row = await self.writer.run(
-            _row_program(_TRANSACTION_INFO, {"pk": transaction_pk}), write=False
-        )
+        row = await self.writer.run(one_row(_TRANSACTION_INFO, {"pk": transaction_pk}), write=False)
         return _transaction_info(row) if row else None
 
     async def push_subscriptions(self, session_id: str) -> list[PushSubscription]:
