@@ -77,7 +77,7 @@ class SettlementService:
         transaction_pk = int(job.payload["transaction_pk"])
         id_tag = job.payload.get("id_tag")
         record = await self.store.by_transaction(transaction_pk)
-        if record is None and id_tag:
+        if record is None and id_tag and await self.store.by_id_tag(str(id_tag)) is not None:
             # Its start was never applied (both came in one offline replay): now.
             info = await self.store.transaction_info(transaction_pk)
             started = info.started_at if info and info.started_at else utcnow()

@@ -9,7 +9,10 @@ milliseconds. ``Checkpointer`` does the copying from its own connection on a
 thread, alongside the writes; then the batch writer checkpoints the little
 written meanwhile, between two batches, so that its next write starts the WAL
 file over instead of growing it without end under steady load.
-PostgreSQL gets an ordinary connection pool.
+PostgreSQL gets an ordinary connection pool whose check-out costs no round
+trip: a connection the server closed (a restart, an idle timeout) is known
+closed to asyncpg as soon as its socket is, and is replaced then; one that
+breaks mid-use is dropped by the error it raises.
 """
 
 from __future__ import annotations
@@ -22,9 +25,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
-from sqlalchemy import event, make_url, text
+from sqlalchemy import event, exc, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+# PostgreSQL connections per instance: enough that the chargers' short transactions
+# never wait for one, and kept open (a connection opened per transaction costs the
+# server a process). Two instances stay within PostgreSQL's default of 100.
+POOL_SIZE = 40
+POOL_OVERFLOW = 5
 # How long a SQLite statement waits for another process's lock before failing.
 BUSY_TIMEOUT_MS = 10_000
 
@@ -59,7 +67,17 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **kwargs)
+    engine = create_async_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, **kwargs)
+    if engine.dialect.driver == "asyncpg":
+
+        @event.listens_for(engine.sync_engine, "checkout")
+        def _closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+            # SQLAlchemy's pre-ping would cost BEGIN, a statement and ROLLBACK
+            # at every check-out; the socket's state costs nothing.
+            if dbapi_connection.driver_connection.is_closed():
+                raise exc.DisconnectionError("the server closed this connection")
+
+    return engine
 
 
 log = logging.getLogger(__name__)

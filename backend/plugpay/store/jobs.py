@@ -216,11 +216,13 @@ class SqlJobQueue:
         self.writer = writer or BatchWriter(db)
 
     async def claim(self, worker: str, limit: int, lease_seconds: float) -> list[Job]:
-        return await self.writer.run(_claim_program(worker, limit, lease_seconds))
+        return await self.writer.run(_claim_program(worker, limit, lease_seconds), single=True)
 
     async def extend(self, job_id: int, worker: str, lease_seconds: float) -> bool:
         lease = now() + timedelta(seconds=lease_seconds)
-        return await self.writer.run(_mine_program(job_id, worker, {"lease_until": lease}))
+        return await self.writer.run(
+            _mine_program(job_id, worker, {"lease_until": lease}), single=True
+        )
 
     async def finish(self, job: Job, worker: str, error: str | None = None) -> None:
         """Done; a periodic job is due again a period later (``error``: its last run
@@ -242,7 +244,7 @@ class SqlJobQueue:
             }
         else:
             values["state"] = JobState.DONE
-        await self.writer.run(_mine_program(job.id, worker, values))
+        await self.writer.run(_mine_program(job.id, worker, values), single=True)
 
     async def retry(self, job: Job, worker: str, error: str, run_at: datetime) -> None:
         values = {
@@ -252,7 +254,7 @@ class SqlJobQueue:
             "lease_until": None,
             "worker": None,
         }
-        await self.writer.run(_mine_program(job.id, worker, values))
+        await self.writer.run(_mine_program(job.id, worker, values), single=True)
 
     async def fail(self, job: Job, worker: str, error: str) -> None:
         values = {
@@ -262,7 +264,7 @@ class SqlJobQueue:
             "worker": None,
             "done_at": now(),
         }
-        await self.writer.run(_mine_program(job.id, worker, values))
+        await self.writer.run(_mine_program(job.id, worker, values), single=True)
 
     async def ensure(self, jobs: list[NewJob]) -> None:
         if not jobs:

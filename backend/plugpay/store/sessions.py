@@ -171,7 +171,7 @@ class SqlSessionStore:
         statement = _live_update(tuple(sorted(values)))
         params = {f"new_{k}": v for k, v in values.items()}
         program = one_row(statement, {"session_id": session_id, "updated_at": now(), **params})
-        row = await self.writer.run(program)
+        row = await self.writer.run(program, single=True)
         return session_record(row) if row else None
 
     async def transaction_readings(self, transaction_pk: int) -> list[Reading]:

@@ -73,8 +73,14 @@ class Prepared:
             elif name not in keys and binds[name].callable is None:
                 default = binds[name].value  # a literal in the statement (``x + 1``, OFFSET 0)
             defaults.append(default)
-        pick = operator.itemgetter(*names)
-        getter = pick if len(names) > 1 else lambda row: (pick(row),)
+        getter: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+        if len(names) > 1:
+            getter = operator.itemgetter(*names)
+        elif names:
+            pick = operator.itemgetter(names[0])
+            getter = lambda row: (pick(row),)  # noqa: E731
+        else:
+            getter = lambda row: ()  # noqa: E731
         converted = tuple((i, p) for i, p in enumerate(processors) if p is not None)
         results = tuple(
             (column.keyname, column.type._cached_result_processor(dialect, None))

@@ -32,7 +32,6 @@ from plugpay.store.chargers import aware, now
 from plugpay.store.jobs import job_values
 from plugpay.store.readings import BEGIN, END, latest, merge_readings, merge_statement, reading_for
 from plugpay.store.readings import reading_rows as rows_of
-from plugpay.store.sqlite_batch import latest_statement
 from plugpay.store.transaction_facts import ended_job, started_job
 
 MISSING_START = "first message was not Started"
@@ -60,7 +59,6 @@ class _Statements:
     create: ClauseElement
     answer: ClauseElement
     readings: ClauseElement
-    latest: ClauseElement
     change: ClauseElement
     message: ClauseElement
     job: ClauseElement
@@ -89,7 +87,6 @@ def statements(is_sqlite: bool) -> _Statements:
             _MESSAGES.c.seq_no == bindparam("seq_no"),
         ),
         readings=merge_statement(dialect),
-        latest=latest_statement(),
         # The columns set are the keys of the parameters, besides ``tx_pk``.
         change=update(_TX).where(_TX.c.id == bindparam("tx_pk")),
         message=insert(_MESSAGES),
@@ -133,14 +130,14 @@ def event_program(event: EventInput, response: dict[str, Any], is_sqlite: bool) 
         row=True,
     )
     created = row is None
-    if row is None:
-        values = _new_transaction(event, stamp)
-        inserted = yield Step(s.create, values, row=True)
-        row = {**_NEW_ROW, **values, "id": inserted["id"] if inserted else None}
-    pk = int(row["id"])
     reused_seq_no = False
-    if not created:
-        stored = yield Step(s.answer, {"tx": pk, "kind": "event", "seq_no": event.seq_no}, row=True)
+    new = _new_transaction(event, stamp) if created else {}
+    if row is None:
+        row = {**_NEW_ROW, **new}
+    else:
+        stored = yield Step(
+            s.answer, {"tx": row["id"], "kind": "event", "seq_no": event.seq_no}, row=True
+        )
         if stored is not None and stored["event_type"] == event.event_type:
             # A repeat: the same answer, no change.
             return Applied(dict(stored["response"]), False, transaction_ref(row))
@@ -148,17 +145,23 @@ def event_program(event: EventInput, response: dict[str, Any], is_sqlite: bool) 
         # restarted its numbering (a reboot mid-transaction). Apply it, and say so.
         reused_seq_no = stored is not None
     connector_id = event.connector_id or row["connector_id"]
+    # The row is ours until this transaction ends (locked, or SQLite's one
+    # writer): its last reading moves on here, in the same statement as the rest.
+    newest = latest(event.samples)
+    last_at = aware(row["last_reading_at"])
+    fresh: dict[str, Any] = {}
+    if newest is not None and (last_at is None or last_at < newest[0]):
+        fresh = {"last_reading_at": newest[0], "last_energy_wh": newest[1]}
+    values = {**fresh, **_changes(event, {**row, **fresh}, connector_id, reused_seq_no, stamp)}
+    if created:
+        inserted = yield Step(s.create, {**new, **values}, row=True)
+        row = {**row, "id": inserted["id"] if inserted else None}
+    else:
+        yield Step(s.change, {**values, "tx_pk": row["id"]})
+    pk = int(row["id"])
     readings = merge_readings(rows_of(event.charger_id, connector_id, pk, event.samples))
     if readings:
         yield Step(s.readings, readings, many=True)
-    newest = latest(event.samples)
-    last_at = aware(row["last_reading_at"])
-    if newest is not None:
-        yield Step(s.latest, {"pk": pk, "at": newest[0], "wh": newest[1]})
-        if last_at is None or last_at < newest[0]:
-            row = {**row, "last_reading_at": newest[0], "last_energy_wh": newest[1]}
-    values = _changes(event, row, connector_id, reused_seq_no, stamp)
-    yield Step(s.change, {**values, "tx_pk": pk})
     if not reused_seq_no:
         yield Step(
             s.message,

@@ -45,6 +45,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from plugpay.store import tables
 from plugpay.store.batches import Batch, Item, Owner, Program, sorted_rows
 from plugpay.store.database import Database
+from plugpay.store.pg_bulk import bulk_sql, columns, combined
 from plugpay.store.readings import merge_readings, merge_statement
 from plugpay.store.sqlite_batch import (
     Prepared,
@@ -294,16 +295,26 @@ class BatchWriter:
             await self._write_core(items)
 
     async def _write_core(self, items: Sequence[Item]) -> None:
-        """PostgreSQL: the batch's statements, compiled once, as asyncpg ``executemany``
-        calls in one transaction. While batches follow each other the flusher keeps its
-        connection (no checkout, ping and return per batch); it goes back to the pool
-        when there is nothing left to write."""
+        """PostgreSQL: the batch's statements, compiled once, over arrays of its rows
+        (``pg_bulk``), as one statement when they can be. While batches follow each
+        other the flusher keeps its connection (no checkout and return per batch); it
+        goes back to the pool when there is nothing left to write."""
         plan, loose = self._plan(items)
         conn = await self._held_connection()
+        bulks = [bulk_sql(sql) for sql, _ in plan]
         try:
+            if loose is None and all(bulks):
+                # The whole batch in one statement over arrays: one round trip.
+                parts = [(b, columns(p)) for b, (_, p) in zip(bulks, plan, strict=True) if b]
+                sql, args = combined(parts)
+                await conn.execute(sql, *args)
+                return
             async with conn.transaction():
-                for sql, params in plan:
-                    await conn.executemany(sql, params)
+                for bulk, (sql, params) in zip(bulks, plan, strict=True):
+                    if bulk is not None:  # one statement over arrays, not one per row
+                        await conn.execute(bulk, *columns(params))
+                    else:
+                        await conn.executemany(sql, params)
                 if loose is not None:
                     sql, params, charger, connector, at = loose
                     seen = self._prepared(("loose-seen",), loose_seen_statement(), ("c", "n", "a"))
@@ -416,9 +427,11 @@ class BatchWriter:
             raw.close()
 
     # -- short transactions of their own -------------------------------------
-    async def run(self, program: Program[T], *, write: bool = True) -> T:
+    async def run(self, program: Program[T], *, write: bool = True, single: bool = False) -> T:
         """Run ``program`` now (see ``batches.Step``), not in a batch: with ``write`` in
         one database transaction of its own, durable when this returns; else as reads.
+        ``single``: the program is one statement, which on PostgreSQL is then its
+        own transaction (no BEGIN and COMMIT around it: two round trips fewer).
 
         On SQLite it runs on the server's one connection like a small batch: its
         statements compiled once, on the event loop, or on aiosqlite's thread
@@ -426,7 +439,7 @@ class BatchWriter:
         its statements (built once) found in SQLAlchemy's compiled cache.
         """
         if not self._db.is_sqlite:
-            return await self._run_core(program, write)
+            return await self._run_core(program, write, single)
         raw = await self._db.engine.raw_connection()
         try:
             driver: Any = raw.driver_connection  # aiosqlite.Connection
@@ -444,24 +457,28 @@ class BatchWriter:
     def _prepare(self, statement: Any, keys: tuple[str, ...]) -> Prepared:
         return self._prepared((id(statement), keys), statement, keys)
 
-    async def _run_core(self, program: Program[T], write: bool) -> T:
+    async def _run_core(self, program: Program[T], write: bool, single: bool) -> T:
         """PostgreSQL: the program's statements, compiled once, as asyncpg calls on a
-        connection of the pool, in one transaction with ``write``."""
+        connection of the pool, in one transaction with ``write`` (unless ``single``)."""
         raw = await self._db.engine.raw_connection()
         conn: Any = raw.driver_connection  # asyncpg.Connection
         broken = False
         try:
-            transaction = conn.transaction() if write else None
+            transaction = conn.transaction() if write and not single else None
             if transaction is not None:
                 await transaction.start()
             try:
                 result: Any = None
+                steps = 0
                 while True:
                     try:
                         step = program.send(result)
                     except StopIteration as stop:
                         value = stop.value
                         break
+                    steps += 1
+                    if single and steps > 1:
+                        raise RuntimeError("a program run as single has a second statement")
                     rows = step.rows()
                     prepared = self._prepare(step.statement, tuple(rows[0]) if rows else ())
                     if step.many:
