@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo .venv-tools/bin/uv)
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: run test lint bench soak install install-dev clean
+.PHONY: run test lint bench soak messages install install-dev clean
 
 $(UV):
 	python3 -m venv .venv-tools
@@ -43,6 +43,15 @@ RUNS ?= 20
 soak: install-dev
 	PLUGPAY_CRASH_RUNS=$(RUNS) .venv/bin/pytest -q -s -n 0 \
 		tests/integration/test_crash_safety.py -k random_moments $(PYTEST_ARGS)
+
+# The driver pages' texts: extract every _() and N_() into the template, bring each
+# language's catalog up to it; then translate what is new (msgstr "") and commit.
+LOCALE := backend/plugpay/web/locale
+messages: install-dev
+	.venv/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output --omit-header \
+		-o $(LOCALE)/messages.pot .
+	.venv/bin/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) -D messages \
+		--no-fuzzy-matching --ignore-obsolete -w 100
 
 bench: install-dev
 	.venv/bin/python bench/run.py

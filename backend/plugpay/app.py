@@ -33,8 +33,13 @@ def template_engine() -> JinjaTemplateEngine:
     """The page templates ship with the package and change only with it: no look
     at their files on every render (the live page renders one per meter reading)."""
     environment = Environment(
-        loader=FileSystemLoader(TEMPLATES), autoescape=True, auto_reload=False
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        auto_reload=False,
+        extensions=["jinja2.ext.i18n"],
     )
+    # English until a page brings its language's gettext, pgettext and ngettext.
+    environment.install_null_translations()  # type: ignore[attr-defined]
     return JinjaTemplateEngine.from_environment(environment)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from conftest import PASSWORD
 from plugpay.store import tables as t
 from support.driver import Phone, demo_site, eventually, running_sim, stop_sim
 from support.server import RunningServer
@@ -144,3 +145,20 @@ async def test_unknown_charger_or_connector_gets_a_friendly_404(server: RunningS
             assert "Ladesäule" in response.text and "<html" in response.text
     finally:
         await phone.close()
+
+
+async def test_the_plug_is_named_in_the_drivers_language(server: RunningServer) -> None:
+    _, tariff_id = await demo_site(server)
+    services = server.runtime.services
+    await services.chargers.add_charger(
+        "CP-T2", PASSWORD, site="Test site", time_zone="Europe/Berlin", standard="IEC_62196_T2"
+    )
+    await services.tariffs.assign(tariff_id, charger_id="CP-T2")
+    for lang, name in (("de-DE,de;q=0.9", "Typ 2"), ("en-GB", "Type 2")):
+        phone = Phone(server, lang=lang)
+        try:
+            response = await phone.client.get("/c/CP-T2/1")
+            assert response.status_code == 200
+            assert f'<span id="plug">{name}</span>' in response.text
+        finally:
+            await phone.close()

@@ -1,67 +1,75 @@
-"""Every text the driver's pages pass through _() has a German entry, with the same
-placeholders; and every problem the services report has words in both languages."""
+"""The driver pages' texts come from gettext catalogs: the template is what the
+sources say, German translates every text with the same placeholders, and every
+problem the services report has words in both languages."""
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
 import pytest
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.pofile import read_po
 
 from plugpay.payments import wording
-from plugpay.web.i18n import GERMAN, PROBLEMS, pick_language, problem_text, translator
+from plugpay.web.format import plug
+from plugpay.web.i18n import (
+    LOCALE,
+    PROBLEMS,
+    catalog,
+    context_translator,
+    pick_language,
+    problem_text,
+    translator,
+)
 
-WEB = Path(__file__).resolve().parents[2] / "backend" / "plugpay" / "web"
-TEMPLATES = WEB / "templates"
-# _("…") or _('…') in a template, with the first argument a plain string literal.
-CALL = re.compile(r"""(?<![\w.])_\(\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")
+ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
+METHODS = [
+    ("backend/plugpay/web/**.py", "python"),
+    ("backend/plugpay/web/templates/**.html", "jinja2"),
+]
 
 
-def template_texts() -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for path in sorted(TEMPLATES.glob("*.html")):
-        for match in CALL.finditer(path.read_text(encoding="utf-8")):
-            text = ast.literal_eval(match.group(1))
-            found.setdefault(text, []).append(path.name)
+def catalog_file(name: str) -> list[tuple[str | None, str, str]]:
+    with (LOCALE / name).open("rb") as po:
+        messages = read_po(po)
+    return [(m.context, str(m.id), str(m.string)) for m in messages if m.id and not m.fuzzy]
+
+
+def extracted() -> set[tuple[str | None, str]]:
+    keywords = {**DEFAULT_KEYWORDS, "N_": None}
+    found = set()
+    for _file, _line, message, _comments, context in extract_from_dir(
+        ROOT, METHODS, keywords=keywords
+    ):
+        text = message if isinstance(message, str) else message[0]
+        found.add((context, text))
     return found
 
 
-def python_texts() -> dict[str, list[str]]:
-    """_("…") calls in the web package's Python (error pages and the like)."""
-    found: dict[str, list[str]] = {}
-    for path in sorted(WEB.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and node.func.id == "_"
-                and node.args
-                and isinstance(node.args[0], ast.Constant)
-                and isinstance(node.args[0].value, str)
-            ):
-                found.setdefault(node.args[0].value, []).append(path.name)
-    return found
+def test_the_template_holds_every_text_of_the_sources() -> None:
+    """`make messages` was run: no text of a page is missing from the catalogs."""
+    found = extracted()
+    assert len(found) > 120
+    assert ("state", "Charging") in found and (None, "Pay and start") in found
+    template = {(context, text) for context, text, _ in catalog_file("messages.pot")}
+    assert found - template == set(), "run make messages"
+    assert template - found == set(), "run make messages"
 
 
-def test_the_templates_are_found_and_use_many_texts() -> None:
-    texts = template_texts()
-    assert len(texts) > 80
-    assert "Pay and start" in texts and "Charging complete" in texts
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_each_language_has_every_text_of_the_template(lang: str) -> None:
+    template = {(c, t) for c, t, _ in catalog_file("messages.pot")}
+    entries = catalog_file(f"{lang}/LC_MESSAGES/messages.po")
+    assert {(c, t) for c, t, _ in entries} == template
 
 
-@pytest.mark.parametrize("source", ["templates", "python"])
-def test_every_text_has_a_german_entry(source: str) -> None:
-    texts = template_texts() if source == "templates" else python_texts()
-    missing = {text: where for text, where in texts.items() if text not in GERMAN}
-    assert missing == {}
-
-
-def test_german_keeps_the_placeholders() -> None:
-    for english, german in GERMAN.items():
+def test_german_translates_every_text_and_keeps_its_placeholders() -> None:
+    for _context, english, german in catalog_file("de/LC_MESSAGES/messages.po"):
+        assert german, f"no German for {english!r}"
+        assert german.strip() == german, english
         assert set(PLACEHOLDER.findall(english)) == set(PLACEHOLDER.findall(german)), english
-        assert german.strip() == german and german, english
 
 
 def test_translator_fills_placeholders_in_both_languages() -> None:
@@ -70,6 +78,19 @@ def test_translator_fills_placeholders_in_both_languages() -> None:
         translator("en")(text, amount="€50.00") == "You confirm the €50.00 hold on the next page."
     )
     assert translator("de")(text, amount="50,00 €").startswith("Die Reservierung über 50,00 € ")
+    assert translator("fr")("Pay and start") == "Pay and start"  # no catalog: English
+
+
+def test_a_word_takes_its_sense_from_its_context() -> None:
+    assert context_translator("de")("state", "Charging") == "Lädt"
+    assert translator("de")("Charging") == "Laden"
+    assert context_translator("en")("state", "Charging") == "Charging"
+
+
+def test_plug_names_are_translated() -> None:
+    assert translator("de")(plug("IEC_62196_T2") or "") == "Typ 2"
+    assert translator("de")(plug("IEC_62196_T2_COMBO") or "") == "CCS2"
+    assert translator("en")(plug("IEC_62196_T2") or "") == "Type 2"
 
 
 def test_every_payment_wording_and_service_problem_has_words_in_both_languages() -> None:
@@ -77,8 +98,9 @@ def test_every_payment_wording_and_service_problem_has_words_in_both_languages()
     said += list(wording._BY_CODE.values())
     for text in said:
         assert text in PROBLEMS, text
-    for english, german in PROBLEMS.values():
-        assert english and german and english != german
+    german = catalog("de")
+    for english in PROBLEMS.values():
+        assert english and german.gettext(english) != english, english
 
 
 def test_unknown_problems_are_not_shown_as_given() -> None:

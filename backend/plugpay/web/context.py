@@ -30,7 +30,14 @@ from plugpay.services.receipts import ReceiptService
 from plugpay.services.reservations import ReservationService
 from plugpay.services.tariffs import TariffService
 from plugpay.web import format as fmt
-from plugpay.web.i18n import pick_language, problem_text, translator
+from plugpay.web.i18n import (
+    catalog,
+    context_translator,
+    pick_language,
+    plural_translator,
+    problem_text,
+    translator,
+)
 
 OWNER_COOKIE = "plugpay_owner"
 OWNER_MAX_AGE = 60 * 60 * 24 * 90
@@ -144,6 +151,9 @@ def page(request: Req, name: str, status_code: int = 200, **context: Any) -> Tem
         context={
             "lang": lang,
             "_": translator(lang),
+            "pgettext": context_translator(lang),
+            "ngettext": plural_translator(lang),
+            "gettext": catalog(lang).gettext,
             "money": lambda minor, currency: fmt.money(minor, currency, lang),
             "kwh": lambda wh: fmt.kwh(wh, lang),
             "kw": lambda w: fmt.kw(w, lang),

@@ -12,6 +12,7 @@ from babel.dates import format_date, format_time
 from babel.numbers import format_currency, format_decimal
 
 from plugpay.domain.money import Money
+from plugpay.web.i18n import N_
 
 # Parsed once: babel would parse the locale name on every call, and the live
 # page formats a few amounts for every meter reading of every session.
@@ -129,12 +130,12 @@ def vat_summary(lines: list[dict[str, Any]], currency: str) -> list[dict[str, An
 
 
 PLUGS = {
-    "IEC_62196_T1": "Type 1",
+    "IEC_62196_T1": N_("Type 1"),
     "IEC_62196_T1_COMBO": "CCS1",
-    "IEC_62196_T2": "Type 2",
+    "IEC_62196_T2": N_("Type 2"),
     "IEC_62196_T2_COMBO": "CCS2",
-    "IEC_62196_T3A": "Type 3A",
-    "IEC_62196_T3C": "Type 3C",
+    "IEC_62196_T3A": N_("Type 3A"),
+    "IEC_62196_T3C": N_("Type 3C"),
     "CHADEMO": "CHAdeMO",
     "CHAOJI": "ChaoJi",
     "GBT_AC": "GB/T AC",
@@ -149,5 +150,6 @@ PLUGS = {
 
 
 def plug(standard: str | None) -> str | None:
-    """A plug's everyday name ("Type 2", "CCS2") from its OCPI ConnectorType."""
+    """A plug's everyday name ("Type 2", "CCS2") from its OCPI ConnectorType, in
+    English (the page translates it: "Typ 2")."""
     return PLUGS.get(standard, standard) if standard else None
