@@ -15,8 +15,11 @@ install: $(UV)
 install-dev: $(UV)
 	$(UV) sync --frozen
 
+# `make run PORT=8001` when 8000 is taken (HOST=0.0.0.0 to reach it from a phone on the LAN).
+PORT ?= 8000
+HOST ?= 127.0.0.1
 run: install
-	.venv/bin/plugpay demo
+	.venv/bin/plugpay demo --host $(HOST) --port $(PORT)
 
 # `make test` runs the suite on PYTEST_WORKERS parallel workers (pytest-xdist;
 # PYTEST_WORKERS=0 runs it in one process; PYTEST_ARGS comes last, so `-n 4` there wins).

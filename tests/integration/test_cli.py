@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -192,3 +193,31 @@ def test_charger_log_shows_each_call_with_its_answer(run, tmp_path: Path) -> Non
     ]
     unknown = run("charger", "log", "CP-404")
     assert unknown.returncode == 2 and "no charger 'CP-404'" in unknown.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_a_port_in_use_is_one_clear_line(run, command: str) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(command, "--port", str(port))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line, no traceback
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    if command == "demo":
+        assert "make run PORT=" in result.stderr
+    assert result.stdout == ""
+
+
+def test_make_run_takes_a_port() -> None:
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text(encoding="utf-8")
+    dry = subprocess.run(
+        ["make", "-n", "run", "PORT=8001"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "PORT ?=" in makefile
+    assert "plugpay demo --host 127.0.0.1 --port 8001" in dry.stdout

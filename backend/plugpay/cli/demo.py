@@ -16,6 +16,7 @@ import segno
 import uvicorn
 
 from plugpay.app import create_app
+from plugpay.cli.common import check_port
 from plugpay.cli.serve import uvicorn_config
 from plugpay.config import load_settings
 from plugpay.domain.errors import AlreadyExists
@@ -129,6 +130,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_port(args.host, args.port, "choose another: make run PORT=8001 (or --port 8001)")
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

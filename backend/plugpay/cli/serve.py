@@ -9,6 +9,7 @@ from typing import Any
 
 import uvicorn
 
+from plugpay.cli.common import check_port
 from plugpay.config import Settings, load_settings
 from plugpay.ocpp.transport import ChargerWebSocketProtocol
 from plugpay.store.migrate import upgrade
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    check_port(args.host, args.port, "choose another with --port")
     settings = load_settings()
     if settings.database_url.startswith("sqlite"):
         upgrade(settings.database_url)  # the embedded default migrates itself
