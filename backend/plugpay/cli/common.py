@@ -1,10 +1,10 @@
-"""What the command groups share: the one-line error, and a runtime for one command."""
+"""What the command groups share: the one-line error, the port check, and a runtime
+for one command."""
 
 from __future__ import annotations
 
 import errno
 import socket
-
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
