@@ -117,4 +117,61 @@
   }
   doc.addEventListener("htmx:afterSwap", settled);
   settled();
+
+  // <time datetime="ISO" data-ago>: "12 seconds ago", kept current every second in the
+  // page's language (the server renders the first text).
+  var lang = doc.documentElement.lang || "en";
+  var relative = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(lang, { numeric: "auto" }) : null;
+  function ago() {
+    if (!relative) return;
+    doc.querySelectorAll("time[data-ago]").forEach(function (el) {
+      var at = Date.parse(el.getAttribute("datetime"));
+      if (isNaN(at)) return;
+      var s = Math.round((at - Date.now()) / 1000);
+      var text = s > -60 ? relative.format(Math.min(s, 0), "second")
+        : s > -3600 ? relative.format(Math.round(s / 60), "minute")
+        : relative.format(Math.round(s / 3600), "hour");
+      if (el.textContent !== text) el.textContent = text;
+    });
+  }
+  setInterval(ago, 1000);
+  doc.addEventListener("htmx:afterSwap", ago);
+
+  // <form data-confirm="question">: the first tap asks (the button says the question for a
+  // few seconds, and the status region reads it out); a second tap meanwhile submits.
+  // Without this file the form submits at once.
+  var CONFIRM_MS = 5000;
+  doc.addEventListener("submit", function (e) {
+    var form = e.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (!question) return;
+    var until = Number(form.dataset.confirmUntil || 0);
+    if (Date.now() < until) return; // the second tap: go
+    e.preventDefault();
+    var btn = form.querySelector("button");
+    if (!btn) return;
+    var label = btn.dataset.label || btn.textContent;
+    btn.dataset.label = label;
+    form.dataset.confirmUntil = String(Date.now() + CONFIRM_MS);
+    btn.textContent = question;
+    btn.setAttribute("data-asking", "");
+    var out = doc.getElementById("live-status");
+    if (out) out.textContent = question;
+    btn.focus();
+    setTimeout(function () {
+      if (!btn.isConnected) return;
+      form.dataset.confirmUntil = "";
+      btn.textContent = label;
+      btn.removeAttribute("data-asking");
+    }, CONFIRM_MS);
+  });
+
+  // While the event stream is down the page says so (#stream-status), and says nothing
+  // once it is back; the browser reconnects by itself.
+  function streamStatus(down) {
+    var el = doc.getElementById("stream-status");
+    if (el) el.hidden = !down;
+  }
+  doc.addEventListener("htmx:sseError", function () { streamStatus(true); });
+  doc.addEventListener("htmx:sseOpen", function () { streamStatus(false); });
 })();

@@ -22,7 +22,7 @@ from plugpay.web.i18n import LOCALE
 from support.chromium import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from support.driver import demo_site, running_sim, stop_sim
 from support.server import RunningServer, start_server
-from support.sessions import force
+from support.sessions import force, record_of
 
 PHONE = {"width": 390, "height": 844}
 SMALL_PHONE = {"width": 360, "height": 740}
@@ -288,8 +288,30 @@ async def test_scan_pay_charge_stop_receipt(browser: Any, app: RunningServer) ->
     reloaded = float(re.sub(r"[^\d.]", "", await page.inner_text("#energy")))
     assert reloaded >= energies[-1]
 
-    # Stop: the page says so (when the charger is quick, already in the server's render),
-    # then shows the total and the receipt link.
+    # When it last heard from the charger, kept current; the link can be kept.
+    assert "ago" in await page.inner_text("#heard time") or "now" in await page.inner_text(
+        "#heard time"
+    )
+    assert "bookmark" in await page.inner_text("#keep-link")
+
+    # Stop asks once: the first tap turns the button into the question and keeps the
+    # focus there, while the readings go on coming; the charge goes on meanwhile.
+    await page.click("#stop")
+    assert await page.inner_text("#stop") == "Tap again to stop charging"
+    assert await page.inner_text("#live-status") == "Tap again to stop charging"
+    before = await page.inner_text("#energy")
+    await page.wait_for_function(
+        "(before) => document.querySelector('#energy').textContent !== before",
+        arg=before,
+        timeout=10_000,
+    )
+    assert await page.inner_text("#stop") == "Tap again to stop charging"
+    assert await page.evaluate("document.activeElement.id") == "stop"
+    assert (await record_of(app, session_id)).state == "CHARGING"
+    await checked_page(page, "driver_3_stop_asks")
+
+    # The second tap stops: the page says so (when the charger is quick, already in the
+    # server's render), then shows the total and the receipt link.
     async with page.expect_navigation():
         await page.click("#stop")
     await page.wait_for_selector("#receipt-link", timeout=15_000)
@@ -380,6 +402,8 @@ async def test_german(browser: Any, app: RunningServer) -> None:
     text = await all_german(page)
     assert "Energie" in text and "Laden beenden" in text
     await checked_page(page, "driver_de_3_charging")
+    await page.click("#stop")
+    assert await page.inner_text("#stop") == "Zum Beenden erneut tippen"
     async with page.expect_navigation():
         await page.click("#stop")
     await page.wait_for_selector("#receipt-link", timeout=15_000)
@@ -474,4 +498,36 @@ async def test_every_session_state_reads_well(browser: Any, app: RunningServer) 
     assert "you will not pay more than the hold" in await page.inner_text("#live")
     assert await page.is_visible("#receipt-link")
     await checked_page(page, "driver_state_review")
+    await context.close()
+
+
+async def test_the_live_page_says_when_its_stream_drops_and_when_it_is_back(
+    browser: Any, app: RunningServer
+) -> None:
+    context = await browser.new_context(viewport=SMALL_PHONE, locale="en-GB")
+    page = await open_connector(context, app)
+    async with page.expect_navigation():
+        await page.click("#start")
+
+    # The phone cannot reach the event stream (a dead spot, a proxy that cut it): every
+    # attempt fails, and the page says so, over the figures it was rendered with.
+    async def cut(route: Any) -> None:
+        await route.abort("connectionreset")
+
+    await page.route("**/s/*/events", cut)
+    await pay_with(page, "approve")
+    await page.wait_for_selector("#stream-status", state="visible", timeout=15_000)
+    assert "Your charge goes on" in await page.inner_text("#stream-status")
+    await checked_page(page, "driver_3_stream_lost")
+
+    # Back: the browser reconnects by itself, the notice goes, the figures move again.
+    await page.unroute("**/s/*/events", cut)
+    await page.wait_for_selector("#stream-status", state="hidden", timeout=60_000)
+    await page.wait_for_selector("#energy", timeout=15_000)
+    before = await page.inner_text("#energy")
+    await page.wait_for_function(
+        "(before) => document.querySelector('#energy').textContent !== before",
+        arg=before,
+        timeout=15_000,
+    )
     await context.close()

@@ -85,6 +85,27 @@ async def test_a_meter_reading_reaches_the_live_page_within_a_second(
         assert max(delays) < 1.0, delays
 
 
+async def test_the_action_bar_comes_with_a_change_of_state_only(
+    server: RunningServer, quiet_charger: VirtualCharger, phone: Phone
+) -> None:
+    """Between readings the Stop button is left alone (its focus, its question); the
+    first update and every change of state bring the bar for the state at hand."""
+    session_id = await charging_quietly(server, phone)
+    async with SseStream(phone.client, f"/s/{session_id}/events") as events:
+        first = await next_update(events)
+        assert 'id="live-actions"' in first.data and 'id="stop"' in first.data
+        for _ in range(2):
+            await reading(quiet_charger)
+            update = await next_update(events)
+            assert update.state == "CHARGING"
+            assert 'id="live-actions"' not in update.data
+        await phone.stop(session_id)
+        while (update := await next_update(events, timeout=10.0)).state == "CHARGING":
+            assert 'id="live-actions"' not in update.data
+        assert 'id="live-actions"' in update.data
+        assert 'id="stop"' not in update.data  # stopping: nothing left to press
+
+
 async def test_resuming_with_the_current_last_event_id_repeats_nothing(
     server: RunningServer, quiet_charger: VirtualCharger, phone: Phone
 ) -> None:

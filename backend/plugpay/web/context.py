@@ -161,6 +161,7 @@ def page(request: Req, name: str, status_code: int = 200, **context: Any) -> Tem
             "amount": lambda text, currency: fmt.amount(text, currency, lang),
             "number": lambda text: fmt.number(text, lang),
             "when": lambda at: fmt.when(at, lang),
+            "ago": lambda at: fmt.ago(at, lang),
             "elapsed": fmt.elapsed,
             "problem": lambda text: problem_text(text, lang),
             "csrf_token": csrf_token(request),

@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from babel import Locale
-from babel.dates import format_date, format_time
+from babel.dates import format_date, format_time, format_timedelta
 from babel.numbers import format_currency, format_decimal
 
 from plugpay.domain.money import Money
@@ -71,6 +71,17 @@ def when(at: datetime | None, lang: str) -> str:
         return "–"
     locale = _locale(lang)
     return f"{format_date(at, 'medium', locale=locale)}, {format_time(at, 'HH:mm', locale=locale)}"
+
+
+def ago(at: datetime | str | None, lang: str, now: datetime | None = None) -> str:
+    """How long ago ``at`` was, in words: "12 seconds ago", "vor 2 Minuten"."""
+    moment = _moment(at)
+    if moment is None:
+        return "–"
+    delta = moment - (now or datetime.now(UTC))
+    if abs(delta.total_seconds()) < 1:
+        delta = delta.__class__(seconds=-1)
+    return format_timedelta(delta, add_direction=True, locale=_locale(lang))
 
 
 def _moment(value: datetime | str | None) -> datetime | None:

@@ -43,7 +43,9 @@ def _connector_url(record: Any) -> str:
     return f"/c/{record.charger_id}/{record.connector_id}"
 
 
-def _render(request: Req, record: Any, live: dict[str, Any]) -> str:
+def _render(request: Req, record: Any, live: dict[str, Any], *, actions: bool) -> str:
+    """One update; with ``actions`` the action bar too (swapped out of band): only when
+    the state changed, so a button keeps its focus and its question between readings."""
     template = request.app.template_engine.get_template("_live.html")  # type: ignore[union-attr]
     context = page(
         request,
@@ -51,7 +53,7 @@ def _render(request: Req, record: Any, live: dict[str, Any]) -> str:
         live=live,
         session_id=record.id,
         connector_url=_connector_url(record),
-        oob=True,
+        oob=actions,
     ).context
     return str(template.render(**context))
 
@@ -68,9 +70,13 @@ async def session_events(request: Req, session: OwnedSession, pricing: Pricing) 
             current = await pricing.current(session_id)
             live = snapshot(current or record)
             if str(live["id"]) != last_seen:
+                # The page may be older than this: its action bar comes along.
                 yield ServerSentEventMessage(
-                    data=_render(request, record, live), event="update", id=live["id"]
+                    data=_render(request, record, live, actions=True),
+                    event="update",
+                    id=live["id"],
                 )
+            shown = live["state"]
             if live["state"] in FINAL:
                 yield CLOSE
                 return
@@ -85,8 +91,11 @@ async def session_events(request: Req, session: OwnedSession, pricing: Pricing) 
                 if event["id"] <= version:
                     continue  # an older snapshot overtaken by a newer one
                 version = event["id"]
+                changed, shown = event["state"] != shown, event["state"]
                 yield ServerSentEventMessage(
-                    data=_render(request, record, event), event="update", id=event["id"]
+                    data=_render(request, record, event, actions=changed),
+                    event="update",
+                    id=event["id"],
                 )
                 if event["state"] in FINAL:
                     yield CLOSE
