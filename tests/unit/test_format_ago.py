@@ -19,5 +19,5 @@ def test_seconds_and_minutes_ago_in_english_and_german() -> None:
 
 def test_just_now_and_nothing_yet() -> None:
     assert ago(NOW, "en", NOW) == "1 second ago"
-    assert ago(None, "en", NOW) == "–"
-    assert ago("not a time", "de", NOW) == "–"
+    assert ago(None, "en", NOW) == "\u2013"  # an en dash
+    assert ago("not a time", "de", NOW) == "\u2013"  # an en dash
