@@ -336,6 +336,14 @@ async def test_scan_pay_charge_stop_receipt(browser: Any, app: RunningServer) ->
     assert not await page.is_visible(".site-header")
     assert not await page.is_visible("[data-print]")
     await snap(page, "driver_5_receipt_print")
+
+    # The start page leads back to it: this browser's charges, newest first.
+    await page.emulate_media(media="screen")
+    await page.goto(f"{app.http_url}/")
+    listed = page.locator(f'#sessions a[href="/s/{session_id}"]')
+    assert await listed.count() == 1
+    assert "Paid" in await listed.inner_text() or "Settling" in await listed.inner_text()
+    await checked_page(page, "driver_6_home")
     await context.close()
 
 

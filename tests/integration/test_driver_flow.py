@@ -7,8 +7,9 @@ from sqlalchemy import select
 
 from conftest import PASSWORD
 from plugpay.store import tables as t
-from support.driver import Phone, demo_site, eventually, running_sim, stop_sim
+from support.driver import Phone, csrf_of, demo_site, eventually, running_sim, stop_sim
 from support.server import RunningServer
+from support.sessions import session_id_of
 
 
 async def session_state(server: RunningServer, session_id: str) -> str:
@@ -162,3 +163,36 @@ async def test_the_plug_is_named_in_the_drivers_language(server: RunningServer) 
             assert f'<span id="plug">{name}</span>' in response.text
         finally:
             await phone.close()
+
+
+async def test_the_start_page_lists_this_browsers_charges_and_no_one_elses(
+    server: RunningServer,
+) -> None:
+    await demo_site(server)
+    sim, task = await running_sim(server)
+    mine, other = Phone(server), Phone(server)
+    try:
+        empty = await mine.client.get("/")
+        assert empty.status_code == 200 and 'id="sessions"' not in empty.text
+        first = session_id_of(await mine.start("CP-1", 1))
+        theirs = session_id_of(await other.start("CP-1", 2))
+        await mine.client.post(
+            f"/pay/{first}/cancel",
+            data={"_csrf_token": csrf_of((await mine.client.get(f"/pay/{first}")).text)},
+        )
+        second = session_id_of(await mine.start("CP-1", 1))
+
+        page = (await mine.client.get("/")).text
+        assert 'id="sessions"' in page
+        # Newest first; a charge waiting for payment leads to its payment page.
+        assert page.index(f'href="/pay/{second}"') < page.index(f'href="/s/{first}"')
+        assert "Canceled" in page and "Waiting for payment" in page
+        assert theirs not in page
+        # Times in the charger's time zone, which they name.
+        assert "CET" in page or "CEST" in page
+        assert f'href="/pay/{theirs}"' in (await other.client.get("/")).text
+        assert first not in (await other.client.get("/")).text
+    finally:
+        await mine.close()
+        await other.close()
+        await stop_sim(sim, task)

@@ -203,6 +203,14 @@ class ReservationService:
         active = await self.store.active_on(charger_id, connector_id)
         return active if active is not None and principal.owns(active.owner_hash) else None
 
+    async def owned(self, principal: Principal, limit: int = 10) -> list[SessionRecord]:
+        """The principal's sessions, newest first (the start page lists them)."""
+        found: dict[str, SessionRecord] = {}
+        for owner_hash in principal.capability_hashes:
+            for record in await self.store.of_owner(owner_hash, limit):
+                found[record.id] = record
+        return sorted(found.values(), key=lambda r: r.created_at, reverse=True)[:limit]
+
     async def get_owned(self, session_id: str, principal: Principal) -> SessionRecord:
         """The session if ``principal`` owns it; else NotFound (no hint either way)."""
         record = await self.store.get(session_id) if 16 <= len(session_id) <= 43 else None

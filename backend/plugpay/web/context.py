@@ -162,6 +162,7 @@ def page(request: Req, name: str, status_code: int = 200, **context: Any) -> Tem
             "number": lambda text: fmt.number(text, lang),
             "when": lambda at: fmt.when(at, lang),
             "ago": lambda at: fmt.ago(at, lang),
+            "local": lambda at, zone: fmt.local(at, zone, lang),
             "elapsed": fmt.elapsed,
             "problem": lambda text: problem_text(text, lang),
             "csrf_token": csrf_token(request),

@@ -6,6 +6,7 @@ import functools
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale
 from babel.dates import format_date, format_time, format_timedelta
@@ -71,6 +72,17 @@ def when(at: datetime | None, lang: str) -> str:
         return "–"
     locale = _locale(lang)
     return f"{format_date(at, 'medium', locale=locale)}, {format_time(at, 'HH:mm', locale=locale)}"
+
+
+def local(at: datetime | None, zone: str, lang: str) -> str:
+    """A moment in the time zone of the charger, which it names: "3 Dec 2026, 13:05 CET"."""
+    if at is None:
+        return "–"
+    try:
+        there = at.astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        there = at.astimezone(UTC)
+    return f"{when(there, lang)} {there.tzname()}"
 
 
 def ago(at: datetime | str | None, lang: str, now: datetime | None = None) -> str:

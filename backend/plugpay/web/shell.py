@@ -11,7 +11,7 @@ from litestar.response import File, Template
 from litestar.static_files import create_static_files_router
 
 from plugpay.domain.errors import InvalidInput, NotFound
-from plugpay.web.context import page
+from plugpay.web.context import Asking, Reservations, page
 from plugpay.web.i18n import pick_language, translator
 
 _PACKAGED = Path(__file__).resolve().parents[1] / "pwa"  # inside an installed wheel
@@ -20,8 +20,9 @@ Req = Request[Any, Any, Any]
 
 
 @get("/", include_in_schema=False)
-async def home(request: Req) -> Template:
-    return page(request, "home.html")
+async def home(request: Req, principal: Asking, reservations: Reservations) -> Template:
+    """What plugpay is, and the charges this browser started (its way back to them)."""
+    return page(request, "home.html", sessions=await reservations.owned(principal))
 
 
 @get("/manifest.webmanifest", include_in_schema=False)
