@@ -65,6 +65,10 @@ class Settings:
     guest_starts_per_connector: int = 10
     # How long a job stays with a worker that stopped renewing its lease (it died).
     job_lease_seconds: float = 30.0
+    # Who sells the charge, printed on every receipt (one operator for now).
+    operator_name: str | None = None
+    operator_address: str | None = None
+    operator_vat_id: str | None = None
 
     def __post_init__(self) -> None:
         # Settings built or copied in code skip load_settings: the combinations
@@ -217,7 +221,20 @@ def load_settings(
                 get("PLUGPAY_GUEST_STARTS_PER_CONNECTOR") or "10",
             )
         ),
+        operator_name=_text("PLUGPAY_OPERATOR_NAME", get("PLUGPAY_OPERATOR_NAME"), 200),
+        operator_address=_text("PLUGPAY_OPERATOR_ADDRESS", get("PLUGPAY_OPERATOR_ADDRESS"), 500),
+        operator_vat_id=_text("PLUGPAY_OPERATOR_VAT_ID", get("PLUGPAY_OPERATOR_VAT_ID"), 40),
     )
+
+
+def _text(name: str, raw: str | None, limit: int) -> str | None:
+    """A text printed for drivers: trimmed, at most ``limit`` characters."""
+    if raw is None or not raw.strip():
+        return None
+    text = raw.strip()
+    if len(text) > limit:
+        raise ConfigError(f"{name} is longer than {limit} characters")
+    return text
 
 
 _TRUE = ("1", "true", "yes")

@@ -35,7 +35,7 @@ from plugpay.services.limits import GuestStartLimits, Limit
 from plugpay.services.live_pricing import LivePricing
 from plugpay.services.ports import PaymentGateway, PushSender
 from plugpay.services.ports.jobs import Job, JobKind, NewJob
-from plugpay.services.receipts import ReceiptService
+from plugpay.services.receipts import Operator, ReceiptService
 from plugpay.services.refunds import RefundService
 from plugpay.services.reservations import ReservationService
 from plugpay.services.settlement import SettlementService
@@ -269,7 +269,12 @@ def build_runtime(
         deadlines=deadlines,
         refunds=refunds,
         webhooks=webhooks,
-        receipts=ReceiptService(session_store, tariff_store, ledger),
+        receipts=ReceiptService(
+            session_store,
+            tariff_store,
+            ledger,
+            Operator(settings.operator_name, settings.operator_address, settings.operator_vat_id),
+        ),
         worker=job_worker,
         push_key=push.public_key if push else None,
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
-from conftest import PASSWORD
+from conftest import PASSWORD, make_settings
 from plugpay.store import tables as t
 from support.driver import Phone, csrf_of, demo_site, eventually, running_sim, stop_sim
-from support.server import RunningServer
+from support.server import RunningServer, start_server
 from support.sessions import session_id_of
 
 
@@ -196,3 +198,46 @@ async def test_the_start_page_lists_this_browsers_charges_and_no_one_elses(
         await mine.close()
         await other.close()
         await stop_sim(sim, task)
+
+
+async def test_the_receipt_names_the_operator_and_prices_each_unit(database_url: str) -> None:
+    settings = make_settings(
+        database_url,
+        operator_name="Ladestrom Musterstadt GmbH",
+        operator_address="Hauptstraße 1; 12345 Musterstadt",
+        operator_vat_id="DE123456789",
+    )
+    server = await start_server(settings)
+    charger_id, _ = await demo_site(server)
+    sim, task = await running_sim(server, power_kw=50.0, meter_interval=0.2)
+    phone = Phone(server, lang="de-DE")
+    try:
+        session_id = session_id_of(await phone.start(charger_id, 1))
+        await phone.pay(session_id)
+
+        async def costing() -> bool:
+            record = await server.runtime.session_store.get(session_id)
+            return record is not None and record.cost_minor > 0
+
+        await eventually(costing)
+        await phone.stop(session_id)
+
+        async def settled() -> bool:
+            return await session_state(server, session_id) == "SETTLED"
+
+        await eventually(settled)
+        page = (await phone.client.get(f"/r/{session_id}")).text
+        operator = page[page.index('<address class="operator"') : page.index("</address>")]
+        assert "Ladestrom Musterstadt GmbH" in operator
+        assert "Hauptstraße 1<br>12345 Musterstadt" in operator
+        assert "USt-IdNr. DE123456789" in operator
+        # Times in the charger's zone, which they name; how long it took.
+        start = page[page.index('id="receipt-start">') :].split("<", 1)[0]
+        assert start.endswith(("MEZ", "MESZ", "CET", "CEST")), start
+        assert 'id="receipt-duration">' in page
+        # Each energy line says what a kWh cost, as the price page said it.
+        assert re.search("kWh \u00d7 [\\d,]+\u00a0\u20ac / kWh", page), page
+    finally:
+        await phone.close()
+        await stop_sim(sim, task)
+        await server.stop()

@@ -19,6 +19,20 @@ def receipt_reference(session_id: str) -> str:
 
 
 @dataclass(frozen=True)
+class Operator:
+    """Who sells the charge, as every receipt names them."""
+
+    name: str | None = None
+    address: str | None = None  # lines separated by newlines or ";"
+    vat_id: str | None = None
+
+    @property
+    def address_lines(self) -> list[str]:
+        text = (self.address or "").replace(";", "\n")
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+@dataclass(frozen=True)
 class ReceiptDetails:
     site: str | None
     charger_id: str
@@ -41,6 +55,8 @@ class ReceiptDetails:
     # Printed on the receipt: derived from, never part of, the session id
     # (which is the secret that opens the session).
     reference: str
+    operator: Operator
+    time_zone: str
 
 
 @dataclass
@@ -48,6 +64,7 @@ class ReceiptService:
     sessions: SessionStore
     tariffs: TariffStore
     ledger: LedgerQueries
+    operator: Operator = Operator()
 
     async def details(self, record: SessionRecord) -> ReceiptDetails:
         place = await self.tariffs.place(record.charger_id, record.connector_id)
@@ -89,4 +106,6 @@ class ReceiptService:
             refunds=refunds,
             refunded_minor=sum(amount for amount, _, _ in refunds),
             reference=receipt_reference(record.id),
+            operator=self.operator,
+            time_zone=record.time_zone,
         )

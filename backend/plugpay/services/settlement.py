@@ -19,7 +19,7 @@ from plugpay.crashpoints import crash_point
 from plugpay.domain.ledger import captured, released, vat_share
 from plugpay.domain.money import Money
 from plugpay.domain.session import Reason, SessionState, Timeouts, deadline_for
-from plugpay.domain.tariff import PriceBreakdown, breakdown_to_json
+from plugpay.domain.tariff import PriceBreakdown, breakdown_to_record
 from plugpay.services.charging import ChargingService
 from plugpay.services.jobs import GiveUp, RetryLater, backoff
 from plugpay.services.live_pricing import LivePricing
@@ -116,7 +116,7 @@ class SettlementService:
             moved = await uow.sessions.move(
                 current,
                 S.STOPPED,
-                breakdown=breakdown_to_json(breakdown),
+                breakdown=breakdown_to_record(breakdown),
                 cost_minor=total,
                 energy_wh=energy_wh,
                 stopped_at=stopped_at,

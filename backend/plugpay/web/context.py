@@ -163,6 +163,7 @@ def page(request: Req, name: str, status_code: int = 200, **context: Any) -> Tem
             "when": lambda at: fmt.when(at, lang),
             "ago": lambda at: fmt.ago(at, lang),
             "local": lambda at, zone: fmt.local(at, zone, lang),
+            "unit_price": lambda line, currency: fmt.unit_price(line, currency, lang),
             "elapsed": fmt.elapsed,
             "problem": lambda text: problem_text(text, lang),
             "csrf_token": csrf_token(request),

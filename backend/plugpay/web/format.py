@@ -13,6 +13,7 @@ from babel.dates import format_date, format_time, format_timedelta
 from babel.numbers import format_currency, format_decimal
 
 from plugpay.domain.money import Money
+from plugpay.domain.tariff.display import line_unit_price
 from plugpay.web.i18n import N_
 
 # Parsed once: babel would parse the locale name on every call, and the live
@@ -72,6 +73,20 @@ def when(at: datetime | None, lang: str) -> str:
         return "–"
     locale = _locale(lang)
     return f"{format_date(at, 'medium', locale=locale)}, {format_time(at, 'HH:mm', locale=locale)}"
+
+
+def unit_price(line: dict[str, Any], currency: str, lang: str) -> str | None:
+    """A receipt line's unit price as the price page shows it; None where it has none
+    (a session fee, an adjustment, a receipt from before unit prices were kept)."""
+    text = line.get("unit_price")
+    if text is None:
+        return None
+    try:
+        price = Decimal(text)
+        rate = Decimal(line["vat_rate"]) if line.get("vat_rate") is not None else None
+    except (InvalidOperation, KeyError):
+        return None
+    return line_unit_price(str(line.get("unit", "")), price, rate, currency, lang)
 
 
 def local(at: datetime | None, zone: str, lang: str) -> str:

@@ -22,7 +22,12 @@ Public API (import from here):
   :class:`PromotionError`
 """
 
-from plugpay.domain.tariff.breakdown import PriceBreakdown, PriceLine, breakdown_to_json
+from plugpay.domain.tariff.breakdown import (
+    PriceBreakdown,
+    PriceLine,
+    breakdown_to_json,
+    breakdown_to_record,
+)
 from plugpay.domain.tariff.display import (
     DisplayItem,
     TariffDisplay,
@@ -99,6 +104,7 @@ __all__ = [
     "TariffType",
     "apply_promotion",
     "breakdown_to_json",
+    "breakdown_to_record",
     "check_promotion",
     "display_tariff",
     "find_promotion",

@@ -114,3 +114,15 @@ def breakdown_to_json(breakdown: PriceBreakdown) -> dict[str, Any]:
             for line in breakdown.lines
         ],
     }
+
+
+def breakdown_to_record(breakdown: PriceBreakdown) -> dict[str, Any]:
+    """What a settled session keeps: the JSON shape, each line with its ``unit_price``
+    too (excl. VAT, per kWh, hour or session as the tariff says; null on adjustments),
+    so that its receipt can print what each unit cost."""
+    document = breakdown_to_json(breakdown)
+    for shown, line in zip(document["lines"], breakdown.lines, strict=True):
+        shown["unit_price"] = (
+            None if line.unit_price is None else format(line.unit_price.normalize(), "f")
+        )
+    return document

@@ -131,13 +131,30 @@ def _amount(component: PriceComponent, currency: str, texts: Texts) -> str:
         return texts.free
     dimension = component.type
     if dimension is Dimension.ENERGY:
-        return f"{_unit_price(price, currency, texts.locale)} / kWh"
+        return f"{unit_price_text(price, currency, texts.locale)} / kWh"
     if dimension is Dimension.FLAT:
         return _money(price, currency, texts.locale)
     per_minute = price / _SIXTY
     if round_decimal(per_minute, currency_exponent(currency) + 1) == per_minute:
-        return f"{_unit_price(per_minute, currency, texts.locale)} / {texts.minute}"
-    return f"{_unit_price(price, currency, texts.locale)} / {texts.hour}"
+        return f"{unit_price_text(per_minute, currency, texts.locale)} / {texts.minute}"
+    return f"{unit_price_text(price, currency, texts.locale)} / {texts.hour}"
+
+
+def line_unit_price(
+    unit: str, unit_price: Decimal, vat: Decimal | None, currency: str, locale: str = "en"
+) -> str | None:
+    """A receipt line's unit price as the price page shows it (with VAT when the line
+    has a rate): per kWh, per minute or per hour; None for a session fee."""
+    texts = TEXTS.get(locale, TEXTS["en"])
+    price = _gross(unit_price, vat)
+    if unit == "kWh":
+        return f"{unit_price_text(price, currency, texts.locale)} / kWh"
+    if unit != "min":
+        return None
+    per_minute = price / _SIXTY
+    if round_decimal(per_minute, currency_exponent(currency) + 1) == per_minute:
+        return f"{unit_price_text(per_minute, currency, texts.locale)} / {texts.minute}"
+    return f"{unit_price_text(price, currency, texts.locale)} / {texts.hour}"
 
 
 def _component_notes(component: PriceComponent, texts: Texts) -> list[str]:
@@ -159,7 +176,7 @@ def _component_notes(component: PriceComponent, texts: Texts) -> list[str]:
     return notes
 
 
-def _unit_price(value: Decimal, currency: str, locale: str) -> str:
+def unit_price_text(value: Decimal, currency: str, locale: str) -> str:
     """A unit price: up to two decimals more than the currency has, no trailing zeros."""
     places = currency_exponent(currency)
     shown = round_decimal(value, places + 2)
