@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -9,6 +10,7 @@ from sqlalchemy import select
 
 from conftest import PASSWORD, make_settings
 from plugpay.store import tables as t
+from plugpay.store.uow import unit_of_work_factory
 from support.driver import Phone, csrf_of, demo_site, eventually, running_sim, stop_sim
 from support.server import RunningServer, start_server
 from support.sessions import session_id_of
@@ -231,6 +233,8 @@ async def test_the_receipt_names_the_operator_and_prices_each_unit(database_url:
         assert "Ladestrom Musterstadt GmbH" in operator
         assert "Hauptstraße 1<br>12345 Musterstadt" in operator
         assert "USt-IdNr. DE123456789" in operator
+        # The first receipt with a capture is number 1.
+        assert '<span class="receipt-no" id="receipt-number">Nr. 000001</span>' in page
         # Times in the charger's zone, which they name; how long it took.
         start = page[page.index('id="receipt-start">') :].split("<", 1)[0]
         assert start.endswith(("MEZ", "MESZ", "CET", "CEST")), start
@@ -241,3 +245,31 @@ async def test_the_receipt_names_the_operator_and_prices_each_unit(database_url:
         await phone.close()
         await stop_sim(sim, task)
         await server.stop()
+
+
+async def test_receipt_numbers_have_no_gaps(server: RunningServer) -> None:
+    """A number is taken in the transaction that records the capture: one that rolls
+    back gives it back, so the numbers printed run without gaps."""
+    uow = unit_of_work_factory(server.runtime.db)
+
+    class Crash(Exception):
+        pass
+
+    async with uow() as first:
+        assert await first.sessions.next_receipt_number() == 1
+    async def taken_then_crashed() -> None:
+        async with uow() as lost:
+            assert await lost.sessions.next_receipt_number() == 2
+            raise Crash
+
+    with pytest.raises(Crash):
+        await taken_then_crashed()
+    async with uow() as again:
+        assert await again.sessions.next_receipt_number() == 2
+
+    async def take() -> int:
+        async with uow() as each:
+            return await each.sessions.next_receipt_number()
+
+    taken = await asyncio.gather(*(take() for _ in range(20)))
+    assert sorted(taken) == list(range(3, 23))  # at the same time: each once, none skipped

@@ -55,6 +55,9 @@ class ReceiptDetails:
     # Printed on the receipt: derived from, never part of, the session id
     # (which is the secret that opens the session).
     reference: str
+    # The gapless number of a receipt for a captured payment ("000123"); None before
+    # the capture, or for a charge that cost nothing.
+    number: str | None
     operator: Operator
     time_zone: str
 
@@ -106,6 +109,7 @@ class ReceiptService:
             refunds=refunds,
             refunded_minor=sum(amount for amount, _, _ in refunds),
             reference=receipt_reference(record.id),
+            number=f"{record.receipt_no:06d}" if record.receipt_no is not None else None,
             operator=self.operator,
             time_zone=record.time_zone,
         )

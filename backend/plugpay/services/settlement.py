@@ -210,6 +210,9 @@ class SettlementService:
                 "card_brand": state.card_brand or current.card_brand,
                 "card_last4": state.card_last4 or current.card_last4,
             }
+            if amount > 0 and current.receipt_no is None:
+                # Numbered with the capture it records, in the same transaction.
+                values["receipt_no"] = await uow.sessions.next_receipt_number()
             if current.state == target:
                 settled = await uow.sessions.update(current, **values)
             else:

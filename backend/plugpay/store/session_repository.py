@@ -121,6 +121,18 @@ class SqlSessionRepository:
         )
         return session_record(row)
 
+    async def next_receipt_number(self) -> int:
+        # The counter's row stays locked until this transaction ends: numbers are
+        # taken one after the other, and one rolled back is taken again.
+        c = t.counters
+        taken = await self.conn.execute(
+            update(c)
+            .where(c.c.name == "receipt")
+            .values(value=c.c.value + 1)
+            .returning(c.c.value)
+        )
+        return int(taken.scalar_one())
+
     async def stopping_on(self, charger_id: str) -> list[str]:
         rows = await self.conn.execute(
             select(_S.c.id).where(

@@ -269,6 +269,8 @@ charging_sessions = Table(
     Column("stopped_at", utc(), nullable=True),
     Column("settled_at", utc(), nullable=True),
     Column("receipt_pushed_at", utc(), nullable=True),
+    # The receipt's number: gapless, given when the capture is recorded (counters).
+    Column("receipt_no", BigInteger, nullable=True, unique=True),
     Column("updated_at", utc(), nullable=False),
     Column("version", Integer, nullable=False, default=0),
     # At most one active session per connector, enforced by the database.
@@ -356,6 +358,15 @@ disputes = Table(
 # The work that must follow a committed change (capture, release, start and stop
 # commands, receipts, what the charger told us) and the periodic work: claimed
 # with a lease by exactly one worker of any instance, retried with backoff.
+# Numbers that must have no gaps (receipts): taken inside the transaction that uses
+# them, so a transaction rolled back gives its number back.
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
 jobs = Table(
     "jobs",
     metadata,

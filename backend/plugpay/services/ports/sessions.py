@@ -45,6 +45,7 @@ class SessionRecord:
     settled_at: datetime | None
     receipt_pushed_at: datetime | None
     version: int
+    receipt_no: int | None = None  # gapless, once a payment was captured
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,9 @@ class SessionRepository(Protocol):
         ...
 
     async def update(self, record: SessionRecord, **values: Any) -> SessionRecord: ...
+    async def next_receipt_number(self) -> int:
+        """The next receipt number: taken in this transaction, given back if it rolls back."""
+        ...
     async def stopping_on(self, charger_id: str) -> list[str]:
         """Ids of the charger's sessions waiting for their stop."""
         ...
