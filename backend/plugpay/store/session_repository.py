@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -125,11 +126,12 @@ class SqlSessionRepository:
         # The counter's row stays locked until this transaction ends: numbers are
         # taken one after the other, and one rolled back is taken again.
         c = t.counters
+        dialect = sqlite if self.conn.dialect.name == "sqlite" else postgresql
+        statement = dialect.insert(c).values(name="receipt", value=1)
         taken = await self.conn.execute(
-            update(c)
-            .where(c.c.name == "receipt")
-            .values(value=c.c.value + 1)
-            .returning(c.c.value)
+            statement.on_conflict_do_update(
+                index_elements=[c.c.name], set_={"value": c.c.value + 1}
+            ).returning(c.c.value)
         )
         return int(taken.scalar_one())
 

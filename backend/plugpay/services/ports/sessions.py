@@ -112,6 +112,7 @@ class SessionRepository(Protocol):
     async def next_receipt_number(self) -> int:
         """The next receipt number: taken in this transaction, given back if it rolls back."""
         ...
+
     async def stopping_on(self, charger_id: str) -> list[str]:
         """Ids of the charger's sessions waiting for their stop."""
         ...
