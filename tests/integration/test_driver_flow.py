@@ -257,6 +257,7 @@ async def test_receipt_numbers_have_no_gaps(server: RunningServer) -> None:
 
     async with uow() as first:
         assert await first.sessions.next_receipt_number() == 1
+
     async def taken_then_crashed() -> None:
         async with uow() as lost:
             assert await lost.sessions.next_receipt_number() == 2
