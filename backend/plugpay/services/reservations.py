@@ -205,11 +205,7 @@ class ReservationService:
 
     async def owned(self, principal: Principal, limit: int = 10) -> list[SessionRecord]:
         """The principal's sessions, newest first (the start page lists them)."""
-        found: dict[str, SessionRecord] = {}
-        for owner_hash in principal.capability_hashes:
-            for record in await self.store.of_owner(owner_hash, limit):
-                found[record.id] = record
-        return sorted(found.values(), key=lambda r: r.created_at, reverse=True)[:limit]
+        return await self.store.of_owner(principal.capability_hashes, limit)
 
     async def get_owned(self, session_id: str, principal: Principal) -> SessionRecord:
         """The session if ``principal`` owns it; else NotFound (no hint either way)."""

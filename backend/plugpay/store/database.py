@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import event, exc, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 # PostgreSQL connections per instance: enough that the chargers' short transactions
 # never wait for one, and kept open (a connection opened per transaction costs the
@@ -71,10 +72,12 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if engine.dialect.driver == "asyncpg":
 
         @event.listens_for(engine.sync_engine, "checkout")
-        def _closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        def _closed(
+            _dbapi: object, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+        ) -> None:
             # SQLAlchemy's pre-ping would cost BEGIN, a statement and ROLLBACK
             # at every check-out; the socket's state costs nothing.
-            if dbapi_connection.driver_connection.is_closed():
+            if record.driver_connection is None or record.driver_connection.is_closed():
                 raise exc.DisconnectionError("the server closed this connection")
 
     return engine

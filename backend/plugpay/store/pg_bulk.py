@@ -29,7 +29,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from typing import Any
 
 # A parameter and the cast SQLAlchemy's asyncpg dialect renders after it.
 _TYPES = (
@@ -38,6 +37,8 @@ _TYPES = (
 )
 _PARAM = re.compile(rf"\$(\d+)(?:::({_TYPES}))?")
 _NUMBER = re.compile(r"\$(\d+)")
+# One list of values per parameter of a statement over arrays.
+Arrays = list[list[object]]
 
 
 @functools.cache
@@ -79,12 +80,12 @@ def bulk_sql(sql: str) -> str | None:
     return None
 
 
-def combined(parts: Sequence[tuple[str, list[list[Any]]]]) -> tuple[str, list[Any]]:
+def combined(parts: Sequence[tuple[str, Arrays]]) -> tuple[str, Arrays]:
     """Statements of ``bulk_sql`` and their arrays as one statement and its arguments."""
     if len(parts) == 1:
         return parts[0][0], list(parts[0][1])
     clauses: list[str] = []
-    args: list[Any] = []
+    args: Arrays = []
     for i, (sql, arrays) in enumerate(parts):
         clauses.append(f"w{i} AS ({_renumbered(sql, len(args))})")
         args.extend(arrays)
@@ -95,7 +96,7 @@ def _renumbered(sql: str, offset: int) -> str:
     return _NUMBER.sub(lambda m: f"${int(m.group(1)) + offset}", sql)
 
 
-def columns(params: Sequence[Sequence[Any]]) -> list[list[Any]]:
+def columns(params: Sequence[Sequence[object]]) -> Arrays:
     """Rows of parameters as one list per parameter (the arrays of ``bulk_sql``)."""
     return [list(column) for column in zip(*params, strict=True)]
 

@@ -7,6 +7,7 @@ Every other change to a session is made inside a unit of work
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, case, or_, select, update
@@ -147,13 +148,15 @@ class SqlSessionStore:
             & _S.c.state.in_(t.ACTIVE_SESSION_STATES)
         )
 
-    async def of_owner(self, owner_hash: str, limit: int = 20) -> list[SessionRecord]:
+    async def of_owner(self, owner_hashes: Sequence[str], limit: int = 20) -> list[SessionRecord]:
+        if not owner_hashes:
+            return []
         async with self.db.connect() as conn:
             rows = (
                 (
                     await conn.execute(
                         select(_S)
-                        .where(_S.c.owner_hash == owner_hash)
+                        .where(_S.c.owner_hash.in_(list(owner_hashes)))
                         .order_by(_S.c.created_at.desc())
                         .limit(limit)
                     )

@@ -27,7 +27,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from plugpay.services.ports import EventInput, TransactionRef
 from plugpay.services.ports.jobs import NewJob
 from plugpay.store import tables as t
-from plugpay.store.batches import Program, Step
+from plugpay.store.batches import Program, Row, Step
 from plugpay.store.chargers import aware, now
 from plugpay.store.jobs import job_values
 from plugpay.store.readings import BEGIN, END, latest, merge_readings, merge_statement, reading_for
@@ -149,7 +149,7 @@ def event_program(event: EventInput, response: dict[str, Any], is_sqlite: bool) 
     # writer): its last reading moves on here, in the same statement as the rest.
     newest = latest(event.samples)
     last_at = aware(row["last_reading_at"])
-    fresh: dict[str, Any] = {}
+    fresh: Row = {}
     if newest is not None and (last_at is None or last_at < newest[0]):
         fresh = {"last_reading_at": newest[0], "last_energy_wh": newest[1]}
     values = {**fresh, **_changes(event, {**row, **fresh}, connector_id, reused_seq_no, stamp)}

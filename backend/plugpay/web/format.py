@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -75,16 +76,16 @@ def when(at: datetime | None, lang: str) -> str:
     return f"{format_date(at, 'medium', locale=locale)}, {format_time(at, 'HH:mm', locale=locale)}"
 
 
-def unit_price(line: dict[str, Any], currency: str, lang: str) -> str | None:
+def unit_price(line: Mapping[str, object], currency: str, lang: str) -> str | None:
     """A receipt line's unit price as the price page shows it; None where it has none
     (a session fee, an adjustment, a receipt from before unit prices were kept)."""
-    text = line.get("unit_price")
+    text, vat = line.get("unit_price"), line.get("vat_rate")
     if text is None:
         return None
     try:
-        price = Decimal(text)
-        rate = Decimal(line["vat_rate"]) if line.get("vat_rate") is not None else None
-    except (InvalidOperation, KeyError):
+        price = Decimal(str(text))
+        rate = Decimal(str(vat)) if vat is not None else None
+    except InvalidOperation:
         return None
     return line_unit_price(str(line.get("unit", "")), price, rate, currency, lang)
 
@@ -105,9 +106,8 @@ def ago(at: datetime | str | None, lang: str, now: datetime | None = None) -> st
     moment = _moment(at)
     if moment is None:
         return "–"
-    delta = moment - (now or datetime.now(UTC))
-    if abs(delta.total_seconds()) < 1:
-        delta = delta.__class__(seconds=-1)
+    # Under a second reads as one second ago (babel would say "0 seconds").
+    delta = min(moment - (now or datetime.now(UTC)), timedelta(seconds=-1))
     return format_timedelta(delta, add_direction=True, locale=_locale(lang))
 
 

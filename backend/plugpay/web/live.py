@@ -12,7 +12,7 @@ from litestar.response import Redirect, Response, ServerSentEvent, ServerSentEve
 
 from plugpay.domain.errors import InvalidInput
 from plugpay.domain.session import FINAL_STATES as FINAL
-from plugpay.services.ports import PushSubscription
+from plugpay.services.ports import PushSubscription, SessionRecord
 from plugpay.services.snapshots import snapshot
 from plugpay.web.context import Charging, OwnedSession, Pricing, Reservations, Tariffs, Web, page
 
@@ -43,7 +43,7 @@ def _connector_url(record: Any) -> str:
     return f"/c/{record.charger_id}/{record.connector_id}"
 
 
-def _render(request: Req, record: Any, live: dict[str, Any], *, actions: bool) -> str:
+def _render(request: Req, record: SessionRecord, live: dict[str, Any], *, actions: bool) -> str:
     """One update; with ``actions`` the action bar too (swapped out of band): only when
     the state changed, so a button keeps its focus and its question between readings."""
     template = request.app.template_engine.get_template("_live.html")  # type: ignore[union-attr]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -80,7 +81,10 @@ class SessionStore(Protocol):
     async def by_transaction(self, transaction_pk: int) -> SessionRecord | None: ...
     async def by_id_tag(self, id_tag: str) -> SessionRecord | None: ...
     async def active_on(self, charger_id: str, connector_id: int) -> SessionRecord | None: ...
-    async def of_owner(self, owner_hash: str, limit: int = 20) -> list[SessionRecord]: ...
+    async def of_owner(self, owner_hashes: Sequence[str], limit: int = 20) -> list[SessionRecord]:
+        """Sessions of any of ``owner_hashes`` (one browser's), newest first."""
+        ...
+
     async def update_live(self, session_id: str, **values: Any) -> SessionRecord | None:
         """Set the running figures of a CHARGING/STOPPING session; the updated session."""
         ...

@@ -17,13 +17,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    counters = op.create_table(
+    # Its rows are made by their first use (store/session_repository.py).
+    op.create_table(
         "counters",
         sa.Column("name", sa.String(length=32), nullable=False),
         sa.Column("value", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_counters")),
     )
-    op.bulk_insert(counters, [{"name": "receipt", "value": 0}])
     with op.batch_alter_table("charging_sessions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("receipt_no", sa.BigInteger(), nullable=True))
         batch_op.create_unique_constraint(
