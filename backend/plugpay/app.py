@@ -22,16 +22,17 @@ from plugpay.config import Settings
 from plugpay.ocpp.route import make_ocpp_endpoint
 from plugpay.runtime import build_push, build_runtime
 from plugpay.services.ports import PushSender
-from plugpay.web import driver, live, receipt, shell
+from plugpay.web import account, driver, live, receipt, shell
 from plugpay.web.context import WebConfig, dependencies, owner_guard
 from plugpay.web.security import security_headers
 
 TEMPLATES = Path(__file__).parent / "web" / "templates"
 
 
-def template_engine() -> JinjaTemplateEngine:
+def template_engine(sign_in_offered: bool = False) -> JinjaTemplateEngine:
     """The page templates ship with the package and change only with it: no look
-    at their files on every render (the live page renders one per meter reading)."""
+    at their files on every render (the live page renders one per meter reading).
+    ``sign_in_offered``: some sign-in provider is configured (the header links to it)."""
     environment = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=True,
@@ -40,6 +41,7 @@ def template_engine() -> JinjaTemplateEngine:
     )
     # English until a page brings its language's gettext, pgettext and ngettext.
     environment.install_null_translations()  # type: ignore[attr-defined]
+    environment.globals["sign_in_offered"] = sign_in_offered
     return JinjaTemplateEngine.from_environment(environment)
 
 
@@ -94,6 +96,7 @@ def create_app(
             ocpp_route,
             *shell.ROUTES,
             *driver.ROUTES,
+            *account.ROUTES,
             Router(
                 path="/",
                 route_handlers=[
@@ -101,13 +104,15 @@ def create_app(
                     *live.SESSION_ROUTES,
                     *receipt.SESSION_ROUTES,
                 ],
-                guards=[owner_guard(runtime.services.reservations, web)],
+                guards=[owner_guard(runtime.services.reservations, runtime.services.sign_in, web)],
             ),
         ],
         dependencies=dependencies(runtime.services, web),
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="plugpay", version="0.1.0", path="/schema"),
-        template_config=TemplateConfig(instance=template_engine()),
+        template_config=TemplateConfig(
+            instance=template_engine(sign_in_offered=bool(settings.oidc_providers))
+        ),
         csrf_config=CSRFConfig(
             secret=settings.key("csrf"),
             cookie_name="plugpay_csrf",

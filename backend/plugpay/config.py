@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -28,7 +29,8 @@ class OidcProvider:
     name: str
     issuer: str
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -274,6 +276,9 @@ def _decimal(name: str, raw: str) -> Decimal:
     return value
 
 
+_PROVIDER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+
+
 def _oidc_providers(raw: str | None) -> tuple[OidcProvider, ...]:
     if raw is None:
         return ()
@@ -283,19 +288,34 @@ def _oidc_providers(raw: str | None) -> tuple[OidcProvider, ...]:
         raise ConfigError("PLUGPAY_OIDC_PROVIDERS must be a JSON list") from None
     if not isinstance(items, list):
         raise ConfigError("PLUGPAY_OIDC_PROVIDERS must be a JSON list")
-    providers = []
+    providers: list[OidcProvider] = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             raise ConfigError(f"PLUGPAY_OIDC_PROVIDERS[{index}] must be an object")
         missing = [k for k in ("name", "issuer", "client_id", "client_secret") if not item.get(k)]
         if missing:
             raise ConfigError(f"PLUGPAY_OIDC_PROVIDERS[{index}] lacks {', '.join(missing)}")
+        name, issuer = str(item["name"]), str(item["issuer"]).rstrip("/")
+        if not _PROVIDER_NAME.fullmatch(name):
+            raise ConfigError(
+                f"PLUGPAY_OIDC_PROVIDERS[{index}].name must be 1-32 of a-z, 0-9 and '-'"
+                f" (it is part of the sign-in URLs), got {name!r}"
+            )
+        if any(p.name == name for p in providers):
+            raise ConfigError(f"PLUGPAY_OIDC_PROVIDERS names {name!r} twice")
+        parts = urlsplit(issuer)
+        local = parts.hostname in ("localhost", "127.0.0.1", "::1")
+        if parts.scheme != "https" and not (parts.scheme == "http" and local):
+            raise ConfigError(
+                f"PLUGPAY_OIDC_PROVIDERS[{index}].issuer must be an https URL, got {issuer!r}"
+            )
         providers.append(
             OidcProvider(
-                str(item["name"]),
-                str(item["issuer"]).rstrip("/"),
+                name,
+                issuer,
                 str(item["client_id"]),
                 str(item["client_secret"]),
+                str(item.get("title") or name.capitalize())[:60],
             )
         )
     return tuple(providers)

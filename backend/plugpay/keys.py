@@ -14,7 +14,7 @@ from typing import Final, Literal, get_args
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-KeyPurpose = Literal["cookies", "csrf", "capability", "demo-signatures", "job-tokens"]
+KeyPurpose = Literal["cookies", "csrf", "capability", "demo-signatures", "job-tokens", "sign-in"]
 PURPOSES: Final[frozenset[str]] = frozenset(get_args(KeyPurpose))
 KEY_BYTES: Final = 32
 # Fixed, public and versioned: changing it changes every key, so it never changes silently.

@@ -14,6 +14,7 @@ from typing import Any
 
 from plugpay.config import ConfigError, Settings
 from plugpay.domain.session import Timeouts
+from plugpay.identity.oidc import OidcProvider
 from plugpay.identity.passwords import Argon2Hasher
 from plugpay.limits.memory import MemoryRateLimiter
 from plugpay.limits.redis import RedisRateLimiter
@@ -25,6 +26,7 @@ from plugpay.ocpp.registry import ConnectionRegistry, LocalChargerLink
 from plugpay.ocpp.relay import RedisChargerLink
 from plugpay.payments.demo_gateway import DemoGateway
 from plugpay.payments.stripe_gateway import StripeGateway
+from plugpay.services.accounts import SignInService
 from plugpay.services.chargers import ChargerService
 from plugpay.services.charging import ChargingService
 from plugpay.services.commands import CommandService
@@ -42,6 +44,7 @@ from plugpay.services.settlement import SettlementService
 from plugpay.services.tariffs import TariffService
 from plugpay.services.transactions import TransactionService
 from plugpay.services.webhooks import WebhookService
+from plugpay.store.accounts import SqlAccountStore
 from plugpay.store.chargers import SqlChargerStore
 from plugpay.store.database import Database
 from plugpay.store.demo_payments import SqlDemoPaymentStore
@@ -276,6 +279,16 @@ def build_runtime(
             Operator(settings.operator_name, settings.operator_address, settings.operator_vat_id),
         ),
         worker=job_worker,
+        sign_in=SignInService(
+            uow,
+            SqlAccountStore(db),
+            [
+                OidcProvider(p.name, p.issuer, p.client_id, p.client_secret, title=p.title)
+                for p in settings.oidc_providers
+            ],
+            settings.key("sign-in"),
+            settings.public_url,
+        ),
         push_key=push.public_key if push else None,
     )
     runtime = Runtime(

@@ -1,8 +1,8 @@
 """The real peers the suites talk to, and what a missing one means.
 
 By default a suite whose peer is missing (PostgreSQL or Redis not configured,
-Chromium not installed, Node.js/npm for the ocpp-rpc charger absent, localstripe
-not starting) is skipped, so the tests pass on a bare machine. With
+Chromium not installed, Node.js/npm for the ocpp-rpc charger or the oidc-provider
+absent, localstripe not starting) is skipped, so the tests pass on a bare machine. With
 ``PLUGPAY_TEST_REQUIRE_PEERS=1`` (set by ``.ci/run``) nothing may be skipped:
 
 - the session refuses to start unless PLUGPAY_TEST_DATABASE_URL and
@@ -52,6 +52,12 @@ PEERS = [
         " the skip reason above ends with its log",
     ),
     Peer(
+        "oidc-provider (Node.js and npm)",
+        re.compile(r"oidc-provider", re.IGNORECASE),
+        "install Node.js >= 20 and npm (apt-get install -y nodejs npm), then"
+        " (cd tests/peers/oidc && npm ci)",
+    ),
+    Peer(
         "ocpp-rpc (Node.js and npm)",
         re.compile(r"ocpp-rpc|node\.?js|\bnpm\b", re.IGNORECASE),
         "install Node.js >= 20 and npm (apt-get install -y nodejs npm), then"
@@ -76,7 +82,7 @@ PEERS = [
         + REQUIRED_URLS["PLUGPAY_TEST_REDIS_URL"],
     ),
 ]
-EXCLUSIVE = 3  # PEERS[:EXCLUSIVE] are named alone
+EXCLUSIVE = 4  # PEERS[:EXCLUSIVE] are named alone
 
 
 def peers_of(reason: str) -> list[Peer]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,6 +31,39 @@ def test_defaults_run_the_demo(tmp_path: Path) -> None:
     assert (tmp_path / "secret").stat().st_mode & 0o777 == 0o600
 
 
+def _provider(
+    name: str = "google", issuer: str = "https://accounts.google.com", twice: bool = False
+) -> str:
+    one = {"name": name, "issuer": issuer, "client_id": "id", "client_secret": "secret"}
+    return json.dumps([one, one] if twice else [one])
+
+
+def test_providers_are_read_with_their_titles_and_no_secret_in_repr(tmp_path: Path) -> None:
+    raw = json.dumps(
+        [
+            {
+                "name": "google",
+                "issuer": "https://accounts.google.com/",
+                "client_id": "a",
+                "client_secret": "s3cr3t-value",
+                "title": "Google",
+            },
+            {
+                "name": "local",
+                "issuer": "http://127.0.0.1:9000",
+                "client_id": "b",
+                "client_secret": "x",
+            },
+        ]
+    )
+    read = settings(tmp_path, PLUGPAY_OIDC_PROVIDERS=raw).oidc_providers
+    assert [(p.name, p.issuer, p.title) for p in read] == [
+        ("google", "https://accounts.google.com", "Google"),
+        ("local", "http://127.0.0.1:9000", "Local"),
+    ]
+    assert "s3cr3t-value" not in repr(read)
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [
@@ -42,6 +76,9 @@ def test_defaults_run_the_demo(tmp_path: Path) -> None:
         ({"PLUGPAY_PAYMENTS": "stripe"}, "PLUGPAY_STRIPE_SECRET_KEY"),
         ({"PLUGPAY_OIDC_PROVIDERS": "{"}, "PLUGPAY_OIDC_PROVIDERS"),
         ({"PLUGPAY_OIDC_PROVIDERS": '[{"name": "x"}]'}, "PLUGPAY_OIDC_PROVIDERS[0]"),
+        ({"PLUGPAY_OIDC_PROVIDERS": _provider(name="Google Login")}, "PLUGPAY_OIDC_PROVIDERS[0]"),
+        ({"PLUGPAY_OIDC_PROVIDERS": _provider(issuer="http://id.example")}, ".issuer"),
+        ({"PLUGPAY_OIDC_PROVIDERS": _provider(twice=True)}, "twice"),
         ({"PLUGPAY_SECRET_KEY": "short"}, "PLUGPAY_SECRET_KEY"),
         ({"PLUGPAY_ENV": "production"}, "PLUGPAY_SECRET_KEY"),
         ({"PLUGPAY_MESSAGE_LOG_DAYS": "-1"}, "PLUGPAY_MESSAGE_LOG_DAYS"),

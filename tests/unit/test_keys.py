@@ -32,7 +32,14 @@ def test_the_key_is_hkdf_sha256_of_the_secret_with_the_purpose_as_info() -> None
 
 def test_every_purpose_gets_its_own_stable_32_byte_key() -> None:
     purposes = get_args(KeyPurpose)
-    assert set(purposes) == {"cookies", "csrf", "capability", "demo-signatures", "job-tokens"}
+    assert set(purposes) == {
+        "cookies",
+        "csrf",
+        "capability",
+        "demo-signatures",
+        "job-tokens",
+        "sign-in",
+    }
     keys = {purpose: derive_key(SECRET, purpose) for purpose in purposes}
     assert len(set(keys.values())) == len(purposes)
     assert all(len(key) == 32 for key in keys.values())

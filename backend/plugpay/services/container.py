@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from plugpay.services.accounts import SignInService
 from plugpay.services.chargers import ChargerService
 from plugpay.services.charging import ChargingService
 from plugpay.services.commands import CommandService
@@ -34,4 +35,5 @@ class Services:
     webhooks: WebhookService
     receipts: ReceiptService
     worker: JobWorker
+    sign_in: SignInService
     push_key: str | None = None

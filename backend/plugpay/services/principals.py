@@ -1,7 +1,9 @@
 """Who is asking: one typed principal, resolved once per request.
 
-Today that is a guest, known by the capability cookie of the browser that
-started a session; driver accounts and operator users join this union later.
+A guest is a browser, known by the capability cookie it got before its first
+start; a driver is a signed-in account, and keeps its browser's capability
+too (what it started before signing in stays its own). Operator users join
+this union later.
 """
 
 from __future__ import annotations
@@ -11,19 +13,58 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from plugpay.services.ports.accounts import Account
+from plugpay.services.ports.sessions import SessionRecord
+
+
+class Principal:
+    """Who is asking. A plain base class (not a union): the web layer injects it as
+    one type."""
+
+    capability_hashes: tuple[str, ...]
+
+    @property
+    def account_id(self) -> int | None:
+        raise NotImplementedError
+
+    def owns(self, session: SessionRecord) -> bool:
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
-class Guest:
+class Guest(Principal):
     """A browser. ``capability_hashes`` are what the database keeps of its cookie
     (the current HMAC, and the hash older versions kept), empty without one."""
 
     capability_hashes: tuple[str, ...] = ()
 
-    def owns(self, owner_hash: str) -> bool:
-        return any(secrets.compare_digest(owner_hash, h) for h in self.capability_hashes)
+    @property
+    def account_id(self) -> int | None:
+        return None
+
+    def owns(self, session: SessionRecord) -> bool:
+        """A session of this browser's that no account has claimed (once claimed,
+        it is the account's only: a signed-out browser no longer opens it)."""
+        if session.account_id is not None:
+            return False
+        return any(secrets.compare_digest(session.owner_hash, h) for h in self.capability_hashes)
 
 
-Principal = Guest
+@dataclass(frozen=True)
+class Driver(Principal):
+    """A signed-in driver: the account's sessions, and the ones this browser started."""
+
+    account: Account
+    capability_hashes: tuple[str, ...] = ()
+
+    @property
+    def account_id(self) -> int:
+        return self.account.id
+
+    def owns(self, session: SessionRecord) -> bool:
+        if session.account_id is not None:
+            return session.account_id == self.account.id
+        return Guest(self.capability_hashes).owns(session)
 
 
 def capability_hash(capability_key: str, token: str) -> str:

@@ -105,7 +105,13 @@ class ReservationService:
 
     # -- reserve and hold -------------------------------------------------------
     async def create(
-        self, charger_id: str, connector_id: int, owner: str, lang: str, client_address: str = ""
+        self,
+        charger_id: str,
+        connector_id: int,
+        owner: str,
+        lang: str,
+        client_address: str = "",
+        account_id: int | None = None,
     ) -> SessionRecord:
         """Reserve the connector (the database refuses a second active one); place the hold.
 
@@ -130,6 +136,7 @@ class ReservationService:
                         "charger_id": charger_id,
                         "connector_id": connector_id,
                         "owner_hash": owner,
+                        "account_id": account_id,
                         "lang": lang,
                         "tariff_pk": view.tariff_pk,
                         "time_zone": view.place.time_zone,
@@ -201,16 +208,16 @@ class ReservationService:
         """The principal's own session holding this connector, if any (the driver
         scanned the code again, or lost the page)."""
         active = await self.store.active_on(charger_id, connector_id)
-        return active if active is not None and principal.owns(active.owner_hash) else None
+        return active if active is not None and principal.owns(active) else None
 
     async def owned(self, principal: Principal, limit: int = 10) -> list[SessionRecord]:
         """The principal's sessions, newest first (the start page lists them)."""
-        return await self.store.of_owner(principal.capability_hashes, limit)
+        return await self.store.of_owner(principal.capability_hashes, principal.account_id, limit)
 
     async def get_owned(self, session_id: str, principal: Principal) -> SessionRecord:
         """The session if ``principal`` owns it; else NotFound (no hint either way)."""
         record = await self.store.get(session_id) if 16 <= len(session_id) <= 43 else None
-        if record is None or not principal.owns(record.owner_hash):
+        if record is None or not principal.owns(record):
             raise NotFound("no such session")
         return record
 

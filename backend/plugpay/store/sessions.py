@@ -10,7 +10,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, case, or_, select, update
+from sqlalchemy import and_, bindparam, case, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ClauseElement
@@ -148,17 +148,20 @@ class SqlSessionStore:
             & _S.c.state.in_(t.ACTIVE_SESSION_STATES)
         )
 
-    async def of_owner(self, owner_hashes: Sequence[str], limit: int = 20) -> list[SessionRecord]:
-        if not owner_hashes:
+    async def of_owner(
+        self, owner_hashes: Sequence[str], account_id: int | None = None, limit: int = 20
+    ) -> list[SessionRecord]:
+        """A browser's sessions that belong to no account, and the account's."""
+        if not owner_hashes and account_id is None:
             return []
+        mine = and_(_S.c.owner_hash.in_(list(owner_hashes)), _S.c.account_id.is_(None))
+        if account_id is not None:
+            mine = or_(mine, _S.c.account_id == account_id)
         async with self.db.connect() as conn:
             rows = (
                 (
                     await conn.execute(
-                        select(_S)
-                        .where(_S.c.owner_hash.in_(list(owner_hashes)))
-                        .order_by(_S.c.created_at.desc())
-                        .limit(limit)
+                        select(_S).where(mine).order_by(_S.c.created_at.desc()).limit(limit)
                     )
                 )
                 .mappings()

@@ -231,6 +231,45 @@ tariff_assignments = Table(
 # -- charging sessions ----------------------------------------------------------
 ACTIVE_SESSION_STATES = ("CREATED", "AUTHORIZED", "STARTING", "CHARGING", "STOPPING")
 
+# A driver's account: made at the first sign-in, found again by (issuer, subject).
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("issuer", String(300), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("email", String(320), nullable=True),
+    Column("name", String(200), nullable=True),
+    Column("created_at", utc(), nullable=False),
+    Column("last_sign_in_at", utc(), nullable=False),
+    UniqueConstraint("issuer", "subject"),
+)
+
+# A signed-in browser: only an HMAC of its cookie is kept; sign-out deletes the row.
+account_logins = Table(
+    "account_logins",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False),
+    Column("created_at", utc(), nullable=False),
+    Column("expires_at", utc(), nullable=False),
+    Index("ix_account_logins_account_id", "account_id"),
+)
+
+# A sign-in under way, between the redirect to the provider and its answer: keyed by
+# an HMAC of its ``state``, taken (deleted) by the one answer that may use it.
+sign_in_attempts = Table(
+    "sign_in_attempts",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("provider", String(64), nullable=False),
+    Column("nonce", String(64), nullable=False),
+    Column("code_verifier", String(128), nullable=False),
+    Column("return_to", String(300), nullable=True),
+    Column("created_at", utc(), nullable=False),
+    Column("expires_at", utc(), nullable=False),
+)
+
 charging_sessions = Table(
     "charging_sessions",
     metadata,
@@ -240,6 +279,8 @@ charging_sessions = Table(
     Column("connector_id", Integer, nullable=False),
     Column("state", String(16), nullable=False),
     Column("owner_hash", String(64), nullable=False),
+    # The driver's account, once one is signed in (at the start, or claimed later).
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=True),
     Column("lang", String(8), nullable=False, default="en"),
     Column("tariff_pk", Integer, ForeignKey("tariffs.id"), nullable=False),
     Column("time_zone", String(64), nullable=False),
@@ -283,6 +324,7 @@ charging_sessions = Table(
         postgresql_where=text(f"state IN {ACTIVE_SESSION_STATES!r}"),
     ),
     Index("ix_charging_sessions_deadline_at", "deadline_at"),
+    Index("ix_charging_sessions_account_id", "account_id"),
 )
 
 # A payment: a hold on the driver's card for one session (later also saved-method
@@ -427,6 +469,8 @@ demo_payments = Table(
 )
 
 __all__ = [
+    "account_logins",
+    "accounts",
     "chargers",
     "charging_sessions",
     "connectors",
@@ -442,6 +486,7 @@ __all__ = [
     "push_subscriptions",
     "refunds",
     "review_items",
+    "sign_in_attempts",
     "sites",
     "tariff_assignments",
     "tariffs",

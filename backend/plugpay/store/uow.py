@@ -14,6 +14,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from plugpay.store.accounts import SqlAccountRepository
 from plugpay.store.database import Database
 from plugpay.store.jobs import SqlJobRepository
 from plugpay.store.payments import SqlPaymentRepository
@@ -26,6 +27,7 @@ class SqlUnitOfWork:
     jobs: SqlJobRepository
     payments: SqlPaymentRepository
     webhooks: SqlWebhookRepository
+    accounts: SqlAccountRepository
 
     def __init__(self, db: Database, on_jobs: Callable[[], None] | None = None) -> None:
         self.db = db
@@ -45,6 +47,7 @@ class SqlUnitOfWork:
         self.jobs = SqlJobRepository(conn, self.db.is_sqlite)
         self.payments = SqlPaymentRepository(conn)
         self.webhooks = SqlWebhookRepository(conn)
+        self.accounts = SqlAccountRepository(conn)
         return self
 
     async def __aexit__(

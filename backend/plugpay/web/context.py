@@ -2,7 +2,8 @@
 
 The services and the settings a page uses reach its handler as typed Litestar
 dependencies (see ``dependencies`` below and app.py); the principal is resolved
-once per request, and a page of one session gets that session only if the
+once per request (a signed-in driver by the login cookie, else a guest by the
+capability cookie), and a page of one session gets that session only if the
 principal owns it (``owned_session``), so no handler checks ownership itself.
 """
 
@@ -21,11 +22,12 @@ from litestar.response import Template
 from litestar.types import Guard
 from litestar.utils.scope.state import ScopeState
 
+from plugpay.services.accounts import SignInService
 from plugpay.services.charging import ChargingService
 from plugpay.services.container import Services
 from plugpay.services.live_pricing import LivePricing
 from plugpay.services.ports import SessionRecord
-from plugpay.services.principals import Principal, capability_hash, guest_of
+from plugpay.services.principals import Driver, Principal, capability_hash, guest_of
 from plugpay.services.receipts import ReceiptService
 from plugpay.services.reservations import ReservationService
 from plugpay.services.tariffs import TariffService
@@ -41,6 +43,7 @@ from plugpay.web.i18n import (
 
 OWNER_COOKIE = "plugpay_owner"
 OWNER_MAX_AGE = 60 * 60 * 24 * 90
+LOGIN_COOKIE = "plugpay_login"
 Req = Request[Any, Any, Any]
 
 
@@ -68,23 +71,37 @@ Charging = NamedDependency[ChargingService]
 Pricing = NamedDependency[LivePricing]
 Tariffs = NamedDependency[TariffService]
 Receipts = NamedDependency[ReceiptService]
+SignIn = NamedDependency[SignInService]
 Asking = NamedDependency[Principal]
 OwnedSession = NamedDependency[SessionRecord]
+Connection = ASGIConnection[Any, Any, Any, Any]
 
 
-async def provide_principal(request: Req, web: Web) -> Principal:
-    return guest_of(web.capability_key, web.secret_key, request.cookies.get(OWNER_COOKIE))
+async def resolve_principal(
+    connection: Connection, web: WebConfig, sign_in: SignInService
+) -> Principal:
+    """Who is asking, looked up once per request (the guard and the handler share it)."""
+    known: Principal | None = connection.state.get("principal")
+    if known is not None:
+        return known
+    guest = guest_of(web.capability_key, web.secret_key, connection.cookies.get(OWNER_COOKIE))
+    account = await sign_in.signed_in(connection.cookies.get(LOGIN_COOKIE))
+    principal: Principal = guest if account is None else Driver(account, guest.capability_hashes)
+    connection.state.principal = principal
+    return principal
 
 
-def owner_guard(reservations: ReservationService, web: WebConfig) -> Guard:
+async def provide_principal(request: Req, web: Web, sign_in: SignIn) -> Principal:
+    return await resolve_principal(request, web, sign_in)
+
+
+def owner_guard(reservations: ReservationService, sign_in: SignInService, web: WebConfig) -> Guard:
     """The guard of every page of one session: the session of the path, for its
     owner only (404 for anyone else, with no hint whether it exists). What it found
     reaches the handler as the ``session`` dependency."""
 
-    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        principal = guest_of(
-            web.capability_key, web.secret_key, connection.cookies.get(OWNER_COOKIE)
-        )
+    async def guard(connection: Connection, _: BaseRouteHandler) -> None:
+        principal = await resolve_principal(connection, web, sign_in)
         session_id = str(connection.path_params.get("session_id", ""))
         connection.state.owned_session = await reservations.get_owned(session_id, principal)
 
@@ -111,6 +128,7 @@ def dependencies(services: Services, web: WebConfig) -> dict[str, Provide]:
         "tariffs": constant(services.tariffs),
         "receipts": constant(services.receipts),
         "webhooks": constant(services.webhooks),
+        "sign_in": constant(services.sign_in),
         "principal": Provide(provide_principal),
         "session": Provide(provide_owned_session),
     }
@@ -145,6 +163,7 @@ def csrf_token(request: Req) -> str:
 
 def page(request: Req, name: str, status_code: int = 200, **context: Any) -> Template:
     lang = language(request)
+    principal = request.state.get("principal")
     return Template(
         template_name=name,
         status_code=status_code,
@@ -167,6 +186,7 @@ def page(request: Req, name: str, status_code: int = 200, **context: Any) -> Tem
             "elapsed": fmt.elapsed,
             "problem": lambda text: problem_text(text, lang),
             "csrf_token": csrf_token(request),
+            "driver": principal.account if isinstance(principal, Driver) else None,
             **context,
         },
     )

@@ -80,6 +80,7 @@ async def start(
     charger_id: str,
     connector_id: int,
     reservations: Reservations,
+    principal: Asking,
     web: Web,
 ) -> Response[Any]:
     """Reserve the connector and place the hold; then the payment page."""
@@ -87,7 +88,12 @@ async def start(
     address = request.client.host if request.client else ""
     try:
         record = await reservations.create(
-            charger_id, connector_id, owner, language(request), address
+            charger_id,
+            connector_id,
+            owner,
+            language(request),
+            address,
+            account_id=principal.account_id,
         )
     except TooManyStarts as exc:
         # 429 with the connector page and its message, so a person sees why.

@@ -5,6 +5,16 @@ One module per feature; everything is re-exported here.
 
 from __future__ import annotations
 
+from plugpay.services.ports.accounts import (
+    Account,
+    AccountRepository,
+    AccountStore,
+    IdentityProvider,
+    ProviderUnavailable,
+    SignInAttempt,
+    SignInRefused,
+    VerifiedIdentity,
+)
 from plugpay.services.ports.chargers import (
     BootInfo,
     ChargerLink,
@@ -95,6 +105,9 @@ from plugpay.services.ports.webhooks import (
 )
 
 __all__ = [
+    "Account",
+    "AccountRepository",
+    "AccountStore",
     "AmountNotRepresentable",
     "BootInfo",
     "ChargeRefundedDetails",
@@ -112,6 +125,7 @@ __all__ = [
     "EventInput",
     "FlaggedSample",
     "HoldRequest",
+    "IdentityProvider",
     "IntentDetails",
     "InvalidWebhook",
     "Job",
@@ -133,6 +147,7 @@ __all__ = [
     "PaymentRepository",
     "PaymentState",
     "PaymentUnavailable",
+    "ProviderUnavailable",
     "PushSender",
     "PushSubscription",
     "RateLimiter",
@@ -146,6 +161,8 @@ __all__ = [
     "SessionStore",
     "SetupDetails",
     "SetupState",
+    "SignInAttempt",
+    "SignInRefused",
     "StaleSession",
     "StartInput",
     "StopInput",
@@ -157,6 +174,7 @@ __all__ = [
     "TransactionStore",
     "UnitOfWork",
     "UnitOfWorkFactory",
+    "VerifiedIdentity",
     "WebhookEvent",
     "WebhookRepository",
 ]

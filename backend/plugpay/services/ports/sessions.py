@@ -47,6 +47,7 @@ class SessionRecord:
     receipt_pushed_at: datetime | None
     version: int
     receipt_no: int | None = None  # gapless, once a payment was captured
+    account_id: int | None = None  # the driver account that owns it, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +82,11 @@ class SessionStore(Protocol):
     async def by_transaction(self, transaction_pk: int) -> SessionRecord | None: ...
     async def by_id_tag(self, id_tag: str) -> SessionRecord | None: ...
     async def active_on(self, charger_id: str, connector_id: int) -> SessionRecord | None: ...
-    async def of_owner(self, owner_hashes: Sequence[str], limit: int = 20) -> list[SessionRecord]:
-        """Sessions of any of ``owner_hashes`` (one browser's), newest first."""
+    async def of_owner(
+        self, owner_hashes: Sequence[str], account_id: int | None = None, limit: int = 20
+    ) -> list[SessionRecord]:
+        """Sessions of any of ``owner_hashes`` (one browser's) that no account claimed,
+        and the account's, newest first."""
         ...
 
     async def update_live(self, session_id: str, **values: Any) -> SessionRecord | None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol
 
+from plugpay.services.ports.accounts import AccountRepository
 from plugpay.services.ports.jobs import JobRepository
 from plugpay.services.ports.ledger import PaymentRepository
 from plugpay.services.ports.sessions import SessionRepository
@@ -29,6 +30,8 @@ class UnitOfWork(Protocol):
     def payments(self) -> PaymentRepository: ...
     @property
     def webhooks(self) -> WebhookRepository: ...
+    @property
+    def accounts(self) -> AccountRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

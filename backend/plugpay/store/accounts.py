@@ -1,0 +1,126 @@
+"""Drivers' accounts, signed-in browsers and sign-ins under way."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from plugpay.services.ports.accounts import Account, SignInAttempt, VerifiedIdentity
+from plugpay.store import tables as t
+from plugpay.store.chargers import aware
+from plugpay.store.database import Database
+
+_A = t.accounts
+_L = t.account_logins
+_P = t.sign_in_attempts
+
+
+def _account(row: Any) -> Account:
+    return Account(
+        id=row["id"],
+        issuer=row["issuer"],
+        subject=row["subject"],
+        email=row["email"],
+        name=row["name"],
+        created_at=aware(row["created_at"]) or row["created_at"],
+    )
+
+
+class SqlAccountRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def add_attempt(self, state_hash: str, attempt: SignInAttempt, now: datetime) -> None:
+        # Attempts nobody finished go with the next one (a bounded table, no sweeper).
+        await self.conn.execute(delete(_P).where(_P.c.expires_at < now))
+        await self.conn.execute(
+            insert(_P).values(
+                state_hash=state_hash,
+                provider=attempt.provider,
+                nonce=attempt.nonce,
+                code_verifier=attempt.code_verifier,
+                return_to=attempt.return_to,
+                created_at=now,
+                expires_at=attempt.expires_at,
+            )
+        )
+
+    async def take_attempt(self, state_hash: str, now: datetime) -> SignInAttempt | None:
+        row = (
+            (await self.conn.execute(delete(_P).where(_P.c.state_hash == state_hash).returning(_P)))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        expires_at = aware(row["expires_at"]) or now
+        if expires_at < now:
+            return None
+        return SignInAttempt(
+            provider=row["provider"],
+            nonce=row["nonce"],
+            code_verifier=row["code_verifier"],
+            return_to=row["return_to"],
+            expires_at=expires_at,
+        )
+
+    async def sign_in(self, identity: VerifiedIdentity, now: datetime) -> Account:
+        dialect = sqlite if self.conn.dialect.name == "sqlite" else postgresql
+        values = {"email": identity.email, "name": identity.name, "last_sign_in_at": now}
+        statement = dialect.insert(_A).values(
+            issuer=identity.issuer, subject=identity.subject, created_at=now, **values
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[_A.c.issuer, _A.c.subject], set_=values
+        ).returning(_A)
+        row = (await self.conn.execute(statement)).mappings().one()
+        return _account(row)
+
+    async def add_login(
+        self, token_hash: str, account_id: int, now: datetime, expires_at: datetime
+    ) -> None:
+        await self.conn.execute(delete(_L).where(_L.c.expires_at < now))
+        await self.conn.execute(
+            insert(_L).values(
+                token_hash=token_hash, account_id=account_id, created_at=now, expires_at=expires_at
+            )
+        )
+
+    async def end_login(self, token_hash: str) -> None:
+        await self.conn.execute(delete(_L).where(_L.c.token_hash == token_hash))
+
+    async def claim_sessions(self, owner_hashes: Sequence[str], account_id: int) -> int:
+        if not owner_hashes:
+            return 0
+        s = t.charging_sessions
+        result = await self.conn.execute(
+            update(s)
+            .where(s.c.owner_hash.in_(list(owner_hashes)), s.c.account_id.is_(None))
+            .values(account_id=account_id)
+        )
+        return result.rowcount or 0
+
+
+class SqlAccountStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def logged_in(self, token_hash: str, now: datetime) -> Account | None:
+        async with self.db.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(_A)
+                        .join(_L, _L.c.account_id == _A.c.id)
+                        .where(_L.c.token_hash == token_hash, _L.c.expires_at > now)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return _account(row) if row else None
