@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -51,9 +51,11 @@ def create_app(
     push: PushSender | None = None,
     worker: dict[str, Any] | None = None,
     run_worker: bool = True,
+    extra_routes: Sequence[Any] = (),
 ) -> Litestar:
     """``worker``: job worker options; ``run_worker=False`` leaves the jobs to other
-    instances (or to a test that runs them itself)."""
+    instances (or to a test that runs them itself). ``extra_routes``: what ``plugpay
+    demo`` adds (its stand-in sign-in provider under /demo-id/)."""
     runtime = build_runtime(
         settings, push=push if push is not None else build_push(settings), worker=worker
     )
@@ -97,6 +99,7 @@ def create_app(
             *shell.ROUTES,
             *driver.ROUTES,
             *account.ROUTES,
+            *extra_routes,
             Router(
                 path="/",
                 route_handlers=[
@@ -120,7 +123,8 @@ def create_app(
             cookie_httponly=False,
             cookie_samesite="lax",
             header_name="x-csrf-token",
-            exclude=["/webhooks/", "/ocpp/"],
+            # /demo-id/: the demo's sign-in provider (a token endpoint takes no CSRF token).
+            exclude=["/webhooks/", "/ocpp/", "/demo-id/"],
         ),
         exception_handlers=shell.EXCEPTION_HANDLERS,
         # Outside the router and every middleware: 404s, the CSRF 403 and error

@@ -18,10 +18,11 @@ import uvicorn
 from plugpay.app import create_app
 from plugpay.cli.common import check_port
 from plugpay.cli.serve import uvicorn_config
-from plugpay.config import load_settings
+from plugpay.config import OidcProvider, load_settings
 from plugpay.domain.errors import AlreadyExists
 from plugpay.runtime import Runtime
 from plugpay.sim.charger import VirtualCharger
+from plugpay.sim.identity import DemoIdentityProvider
 from plugpay.store.migrate import upgrade_async
 
 DEMO_CHARGER = "DEMO-1"
@@ -77,6 +78,7 @@ def banner(public_url: str) -> str:
         "plugpay demo is running.",
         f"  Driver page (connector 1): {url}",
         f"  Connector 2:               {public_url}/c/{DEMO_CHARGER}/2",
+        f"  Sign in (Demo ID):         {public_url}/me",
         "  Payments: demo provider (no real card is charged). Ctrl-C stops everything.",
         "",
         _qr_text(qr),
@@ -99,7 +101,13 @@ async def main(args: argparse.Namespace) -> None:
     if settings.database_url.startswith("sqlite"):
         await upgrade_async(settings.database_url)
     password = demo_password()
-    app = create_app(settings)
+    # A stand-in sign-in provider on this server, beside any configured ones.
+    identity = DemoIdentityProvider(settings.public_url)
+    demo_id = OidcProvider(
+        "demo", identity.issuer, identity.client_id, identity.client_secret, "Demo ID"
+    )
+    settings = replace(settings, oidc_providers=(*settings.oidc_providers, demo_id))
+    app = create_app(settings, extra_routes=[identity.router()])
     runtime: Runtime = app.state.runtime
     server = uvicorn.Server(
         uvicorn_config(settings, args.host, args.port, app, log_level="warning")
