@@ -23,7 +23,7 @@ from plugpay.ocpp.route import make_ocpp_endpoint
 from plugpay.runtime import build_push, build_runtime
 from plugpay.services.ports import PushSender
 from plugpay.web import account, driver, live, receipt, shell
-from plugpay.web.context import WebConfig, dependencies, owner_guard
+from plugpay.web.context import WebConfig, dependencies, driver_guard, owner_guard
 from plugpay.web.security import security_headers
 
 TEMPLATES = Path(__file__).parent / "web" / "templates"
@@ -100,6 +100,11 @@ def create_app(
             *driver.ROUTES,
             *account.ROUTES,
             *extra_routes,
+            Router(
+                path="/",
+                route_handlers=account.DRIVER_ROUTES,
+                guards=[driver_guard(runtime.services.sign_in, web)],
+            ),
             Router(
                 path="/",
                 route_handlers=[

@@ -32,6 +32,7 @@ from plugpay.services.charging import ChargingService
 from plugpay.services.commands import CommandService
 from plugpay.services.container import Services
 from plugpay.services.deadlines import DeadlineSweeper
+from plugpay.services.history import HistoryService
 from plugpay.services.jobs import Handler, JobWorker
 from plugpay.services.limits import GuestStartLimits, Limit
 from plugpay.services.live_pricing import LivePricing
@@ -289,6 +290,7 @@ def build_runtime(
             settings.key("sign-in"),
             settings.public_url,
         ),
+        history=HistoryService(session_store, ledger),
         push_key=push.public_key if push else None,
     )
     runtime = Runtime(

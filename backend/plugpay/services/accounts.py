@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from plugpay.domain.errors import NotFound
+from plugpay.domain.session import FINAL_STATES
 from plugpay.services.ports.accounts import (
     Account,
     AccountStore,
@@ -39,6 +40,10 @@ LOGIN_LIFETIME: Final = timedelta(days=30)
 MAX_TOKEN = 100
 
 
+class AccountBusy(Exception):
+    """The account has a charge under way: it can be deleted once that is settled."""
+
+
 @dataclass(frozen=True)
 class ProviderChoice:
     name: str
@@ -52,7 +57,7 @@ class SignInStart:
 
 
 @dataclass(frozen=True)
-class SignedIn:
+class SignInResult:
     account: Account
     login_token: str  # for the browser's cookie; the database keeps only its HMAC
     return_to: str
@@ -130,7 +135,7 @@ class SignInService:
         error: str | None,
         owner_hashes: Sequence[str],
         previous_login: str | None,
-    ) -> SignedIn:
+    ) -> SignInResult:
         """Raises SignInRefused (nothing was signed in) or ProviderUnavailable."""
         provider = self._provider(provider_name)
         if not state or len(state) > MAX_TOKEN:
@@ -158,7 +163,15 @@ class SignInService:
             await uow.accounts.add_login(self._hash(token), account.id, now, now + LOGIN_LIFETIME)
             claimed = await uow.accounts.claim_sessions(owner_hashes, account.id)
         log.info("account %s signed in with %s", account.id, provider_name)
-        return SignedIn(account, token, attempt.return_to or "/me", claimed)
+        return SignInResult(account, token, attempt.return_to or "/me", claimed)
+
+    async def delete_account(self, account: Account) -> None:
+        """Raises AccountBusy while a charge of the account is not finished."""
+        async with self.uow() as uow:
+            if await uow.accounts.unfinished_sessions(account.id, sorted(FINAL_STATES)):
+                raise AccountBusy("a charge of this account is not finished yet")
+            await uow.accounts.delete(account.id, self.clock())
+        log.info("account %s deleted", account.id)
 
     async def sign_out(self, login_token: str | None) -> None:
         if login_token and len(login_token) <= MAX_TOKEN:

@@ -9,6 +9,7 @@ from plugpay.services.chargers import ChargerService
 from plugpay.services.charging import ChargingService
 from plugpay.services.commands import CommandService
 from plugpay.services.deadlines import DeadlineSweeper
+from plugpay.services.history import HistoryService
 from plugpay.services.jobs import JobWorker
 from plugpay.services.live_pricing import LivePricing
 from plugpay.services.receipts import ReceiptService
@@ -36,4 +37,5 @@ class Services:
     receipts: ReceiptService
     worker: JobWorker
     sign_in: SignInService
+    history: HistoryService
     push_key: str | None = None

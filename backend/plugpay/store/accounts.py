@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -105,6 +105,32 @@ class SqlAccountRepository:
         )
         return result.rowcount or 0
 
+    async def unfinished_sessions(self, account_id: int, final_states: Sequence[str]) -> int:
+        s = t.charging_sessions
+        count = await self.conn.execute(
+            select(func.count())
+            .select_from(s)
+            .where(s.c.account_id == account_id, s.c.state.not_in(list(final_states)))
+        )
+        return int(count.scalar_one())
+
+    async def delete(self, account_id: int, now: datetime) -> None:
+        s, push = t.charging_sessions, t.push_subscriptions
+        await self.conn.execute(
+            update(_A)
+            .where(_A.c.id == account_id)
+            .values(
+                issuer="deleted",
+                subject=f"deleted-{account_id}",
+                email=None,
+                name=None,
+                deleted_at=now,
+            )
+        )
+        await self.conn.execute(delete(_L).where(_L.c.account_id == account_id))
+        mine = select(s.c.id).where(s.c.account_id == account_id)
+        await self.conn.execute(delete(push).where(push.c.session_id.in_(mine)))
+
 
 class SqlAccountStore:
     def __init__(self, db: Database) -> None:
@@ -117,7 +143,11 @@ class SqlAccountStore:
                     await conn.execute(
                         select(_A)
                         .join(_L, _L.c.account_id == _A.c.id)
-                        .where(_L.c.token_hash == token_hash, _L.c.expires_at > now)
+                        .where(
+                            _L.c.token_hash == token_hash,
+                            _L.c.expires_at > now,
+                            _A.c.deleted_at.is_(None),
+                        )
                     )
                 )
                 .mappings()

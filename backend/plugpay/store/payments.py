@@ -8,6 +8,7 @@ twice cannot post it twice (the unique (journal, account) constraint says so).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -291,6 +292,17 @@ class SqlLedgerQueries:
                 .all()
             )
         return [_refund(r) for r in rows]
+
+    async def refunded_of_sessions(self, session_ids: Sequence[str]) -> dict[str, int]:
+        if not session_ids:
+            return {}
+        async with self.db.connect() as conn:
+            rows = await conn.execute(
+                select(_R.c.session_id, func.sum(_R.c.amount_minor))
+                .where(_R.c.session_id.in_(list(session_ids)), _R.c.state == "succeeded")
+                .group_by(_R.c.session_id)
+            )
+            return {str(session_id): int(total) for session_id, total in rows}
 
     async def journals_of_session(self, session_id: str) -> list[Journal]:
         async with self.db.connect() as conn:

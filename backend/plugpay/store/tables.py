@@ -242,6 +242,8 @@ accounts = Table(
     Column("name", String(200), nullable=True),
     Column("created_at", utc(), nullable=False),
     Column("last_sign_in_at", utc(), nullable=False),
+    # Deleted by the driver: personal data gone, the row kept for the financial records.
+    Column("deleted_at", utc(), nullable=True),
     UniqueConstraint("issuer", "subject"),
 )
 

@@ -15,14 +15,16 @@ from litestar import Request, get, post
 from litestar.datastructures import Cookie
 from litestar.response import Redirect, Response
 
-from plugpay.services.accounts import SignedIn
+from plugpay.services.accounts import AccountBusy, SignInResult, safe_return_path
 from plugpay.services.ports.accounts import ProviderUnavailable, SignInRefused
 from plugpay.services.principals import Driver, guest_of
 from plugpay.web.context import (
     LOGIN_COOKIE,
     OWNER_COOKIE,
     Asking,
+    Histories,
     Reservations,
+    SignedIn,
     SignIn,
     Web,
     WebConfig,
@@ -86,7 +88,7 @@ async def callback(request: Req, provider: str, sign_in: SignIn, web: Web) -> Re
     guest = guest_of(web.capability_key, web.secret_key, request.cookies.get(OWNER_COOKIE))
     clear_state = _cookie(web, STATE_COOKIE, "", 0, f"/auth/{provider}/")
     try:
-        signed: SignedIn = await sign_in.complete(
+        signed: SignInResult = await sign_in.complete(
             provider,
             code=query.get("code"),
             state=query.get("state"),
@@ -123,15 +125,72 @@ async def logout(request: Req, sign_in: SignIn, web: Web) -> Redirect:
 async def me(
     request: Req, principal: Asking, reservations: Reservations, sign_in: SignIn
 ) -> Response[Any]:
-    """The signed-in driver's account and charges; the sign-in choices otherwise."""
+    """The signed-in driver's account and latest charges; the sign-in choices otherwise
+    (``?next=`` where to come back to)."""
     if not isinstance(principal, Driver):
-        return page(request, "signin.html", providers=sign_in.choices())
+        return page(
+            request,
+            "signin.html",
+            providers=sign_in.choices(),
+            next=safe_return_path(request.query_params.get("next")),
+        )
     return page(
         request,
         "me.html",
         account=principal.account,
-        sessions=await reservations.owned(principal, limit=50),
+        sessions=await reservations.owned(principal, limit=5),
     )
 
 
+@get("/me/sessions", include_in_schema=False)
+async def my_sessions(request: Req, driver: SignedIn, history: Histories) -> Response[Any]:
+    """Every charge of the account, from any device, with monthly totals."""
+    mine = await history.of_account(driver.account_id)
+    return page(
+        request, "history.html", sessions=mine.sessions, months=mine.months, refunded=mine.refunded
+    )
+
+
+@get("/me/sessions.csv", include_in_schema=False)
+async def my_sessions_csv(driver: SignedIn, history: Histories) -> Response[str]:
+    return Response(
+        await history.csv(driver.account_id),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="plugpay-charges.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@get("/me/delete", include_in_schema=False)
+async def delete_page(request: Req, driver: SignedIn) -> Response[Any]:
+    """What deleting the account removes and what it keeps; one button."""
+    return page(request, "delete_account.html", account=driver.account, busy=False)
+
+
+@post("/me/delete", include_in_schema=False)
+async def delete_account(
+    request: Req, driver: SignedIn, sign_in: SignIn, web: Web
+) -> Response[Any]:
+    try:
+        await sign_in.delete_account(driver.account)
+    except AccountBusy:
+        return page(request, "delete_account.html", 409, account=driver.account, busy=True)
+    _ = translator(pick_language(request.headers.get("accept-language")))
+    response = page(
+        request,
+        "error.html",
+        title=_("Your account is deleted"),
+        message=_(
+            "Your name, e-mail address and sign-in are gone. Receipts and payments stay"
+            " on record, without your name, as the law on bookkeeping asks."
+        ),
+    )
+    response.cookies.append(_cookie(web, LOGIN_COOKIE, "", 0))
+    return response
+
+
 ROUTES: list[Any] = [login, callback, logout, me]
+# For signed-in drivers only (app.py puts them behind the driver guard).
+DRIVER_ROUTES: list[Any] = [my_sessions, my_sessions_csv, delete_page, delete_account]

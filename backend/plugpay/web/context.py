@@ -25,6 +25,7 @@ from litestar.utils.scope.state import ScopeState
 from plugpay.services.accounts import SignInService
 from plugpay.services.charging import ChargingService
 from plugpay.services.container import Services
+from plugpay.services.history import HistoryService
 from plugpay.services.live_pricing import LivePricing
 from plugpay.services.ports import SessionRecord
 from plugpay.services.principals import Driver, Principal, capability_hash, guest_of
@@ -73,6 +74,8 @@ Tariffs = NamedDependency[TariffService]
 Receipts = NamedDependency[ReceiptService]
 SignIn = NamedDependency[SignInService]
 Asking = NamedDependency[Principal]
+SignedIn = NamedDependency[Driver]
+Histories = NamedDependency[HistoryService]
 OwnedSession = NamedDependency[SessionRecord]
 Connection = ASGIConnection[Any, Any, Any, Any]
 
@@ -108,6 +111,28 @@ def owner_guard(reservations: ReservationService, sign_in: SignInService, web: W
     return guard
 
 
+class SignInRequired(Exception):
+    """A page for signed-in drivers, asked for by someone who is not (see shell.py:
+    the answer is the sign-in page, coming back here afterwards)."""
+
+
+def driver_guard(sign_in: SignInService, web: WebConfig) -> Guard:
+    """The guard of the account's pages: signed-in drivers only."""
+
+    async def guard(connection: Connection, _: BaseRouteHandler) -> None:
+        if not isinstance(await resolve_principal(connection, web, sign_in), Driver):
+            raise SignInRequired(connection.url.path)
+
+    return guard
+
+
+async def provide_driver(request: Req) -> Driver:
+    """The driver the driver guard let through."""
+    principal = request.state.get("principal")
+    assert isinstance(principal, Driver)
+    return principal
+
+
 async def provide_owned_session(request: Req) -> SessionRecord:
     """The session the owner guard let through."""
     session: SessionRecord = request.state.owned_session
@@ -131,6 +156,8 @@ def dependencies(services: Services, web: WebConfig) -> dict[str, Provide]:
         "sign_in": constant(services.sign_in),
         "principal": Provide(provide_principal),
         "session": Provide(provide_owned_session),
+        "driver": Provide(provide_driver),
+        "history": constant(services.history),
     }
 
 
@@ -180,6 +207,7 @@ def page(request: Req, name: str, status_code: int = 200, **context: Any) -> Tem
             "amount": lambda text, currency: fmt.amount(text, currency, lang),
             "number": lambda text: fmt.number(text, lang),
             "when": lambda at: fmt.when(at, lang),
+            "month": lambda text: fmt.month(text, lang),
             "ago": lambda at: fmt.ago(at, lang),
             "local": lambda at, zone: fmt.local(at, zone, lang),
             "unit_price": lambda line, currency: fmt.unit_price(line, currency, lang),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -74,6 +74,15 @@ def when(at: datetime | None, lang: str) -> str:
         return "–"
     locale = _locale(lang)
     return f"{format_date(at, 'medium', locale=locale)}, {format_time(at, 'HH:mm', locale=locale)}"
+
+
+def month(text: str, lang: str) -> str:
+    """ "2026-12" as the language names it: "December 2026", "Dezember 2026"."""
+    try:
+        first = date.fromisoformat(f"{text}-01")
+    except ValueError:
+        return text
+    return str(format_date(first, "LLLL y", locale=_locale(lang)))
 
 
 def unit_price(line: Mapping[str, object], currency: str, lang: str) -> str | None:

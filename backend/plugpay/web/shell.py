@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
-from litestar.response import File, Template
+from litestar.response import File, Redirect, Template
 from litestar.static_files import create_static_files_router
 
 from plugpay.domain.errors import InvalidInput, NotFound
-from plugpay.web.context import Asking, Reservations, page
+from plugpay.web.context import Asking, Reservations, SignInRequired, page
 from plugpay.web.i18n import pick_language, translator
 
 _PACKAGED = Path(__file__).resolve().parents[1] / "pwa"  # inside an installed wheel
@@ -84,7 +85,13 @@ def bad_input(request: Req, exc: Exception) -> Response[Any]:
     )
 
 
+def sign_in_first(request: Req, exc: Exception) -> Response[Any]:
+    """An account page asked for while signed out: sign in, then come back."""
+    return Redirect(f"/me?next={quote(request.url.path)}", status_code=303)
+
+
 EXCEPTION_HANDLERS: dict[Any, Any] = {
+    SignInRequired: sign_in_first,
     NotFound: not_found,
     NotFoundException: not_found,
     InvalidInput: bad_input,

@@ -94,6 +94,13 @@ class AccountRepository(Protocol):
         """Give the account the browser's sessions that belong to no account yet."""
         ...
 
+    async def unfinished_sessions(self, account_id: int, final_states: Sequence[str]) -> int: ...
+
+    async def delete(self, account_id: int, now: datetime) -> None:
+        """Personal data out (name, e-mail, the provider's subject, logins, push
+        subscriptions); the row and the account's sessions stay for the books."""
+        ...
+
 
 class AccountStore(Protocol):
     """Reads outside a unit of work (one per request)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -100,6 +101,10 @@ class LedgerQueries(Protocol):
 
     async def of_session(self, session_id: str) -> PaymentRecord | None: ...
     async def refunds_of_session(self, session_id: str) -> list[RefundRecord]: ...
+    async def refunded_of_sessions(self, session_ids: Sequence[str]) -> dict[str, int]:
+        """Succeeded refunds per session (only sessions with one), in one query."""
+        ...
+
     async def journals_of_session(self, session_id: str) -> list[Journal]: ...
     async def trial_balance(self) -> dict[tuple[str, str], int]:
         """(currency, account) -> balance over the whole ledger."""
