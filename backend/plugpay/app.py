@@ -22,7 +22,7 @@ from plugpay.config import Settings
 from plugpay.ocpp.route import make_ocpp_endpoint
 from plugpay.runtime import build_push, build_runtime
 from plugpay.services.ports import PushSender
-from plugpay.web import account, driver, live, receipt, shell
+from plugpay.web import account, cards, driver, live, receipt, shell
 from plugpay.web.context import WebConfig, dependencies, driver_guard, owner_guard
 from plugpay.web.security import security_headers
 
@@ -102,7 +102,7 @@ def create_app(
             *extra_routes,
             Router(
                 path="/",
-                route_handlers=account.DRIVER_ROUTES,
+                route_handlers=[*account.DRIVER_ROUTES, *cards.DRIVER_ROUTES],
                 guards=[driver_guard(runtime.services.sign_in, web)],
             ),
             Router(

@@ -27,6 +27,7 @@ from plugpay.ocpp.relay import RedisChargerLink
 from plugpay.payments.demo_gateway import DemoGateway
 from plugpay.payments.stripe_gateway import StripeGateway
 from plugpay.services.accounts import SignInService
+from plugpay.services.cards import SavedCardService
 from plugpay.services.chargers import ChargerService
 from plugpay.services.charging import ChargingService
 from plugpay.services.commands import CommandService
@@ -46,6 +47,7 @@ from plugpay.services.tariffs import TariffService
 from plugpay.services.transactions import TransactionService
 from plugpay.services.webhooks import WebhookService
 from plugpay.store.accounts import SqlAccountStore
+from plugpay.store.cards import SqlCardStore
 from plugpay.store.chargers import SqlChargerStore
 from plugpay.store.database import Database
 from plugpay.store.demo_payments import SqlDemoPaymentStore
@@ -291,6 +293,12 @@ def build_runtime(
             settings.public_url,
         ),
         history=HistoryService(session_store, ledger),
+        cards=SavedCardService(
+            uow,
+            SqlCardStore(db),
+            payments,
+            demo=payments if isinstance(payments, DemoGateway) else None,
+        ),
         push_key=push.public_key if push else None,
     )
     runtime = Runtime(

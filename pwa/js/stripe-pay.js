@@ -3,7 +3,8 @@
  *
  * Untested by the test suite: js.stripe.com cannot be reached offline, so this
  * file was only checked against Stripe.js's reference (stripe.elements,
- * elements.create, stripe.confirmPayment, the Express Checkout "confirm" event).
+ * elements.create, stripe.confirmPayment, stripe.handleNextAction, the Express
+ * Checkout "confirm" event).
  * The tests play its part over the Stripe API instead. It is kept small on
  * purpose; the server trusts none of it: /pay/<id>/return reads the
  * PaymentIntent before anything starts.
@@ -73,6 +74,21 @@
   function explain(error) {
     var forDriver = error.type === "card_error" || error.type === "validation_error";
     return forDriver && error.message ? error.message : TEXT.failed;
+  }
+
+  // A hold on a saved card that the bank wants confirmed (one-tap start): only the
+  // bank's check is left, in Stripe's modal; then the server reads the hold.
+  if (data.nextAction === "1") {
+    setBusy(true);
+    stripe.handleNextAction({ clientSecret: data.clientSecret }).then(function (result) {
+      if (result.error) {
+        showError(explain(result.error));
+        setBusy(false);
+        return;
+      }
+      location.assign(data.returnUrl);
+    });
+    return;
   }
 
   var payment = elements.create("payment", {

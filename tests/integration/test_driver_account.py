@@ -13,7 +13,6 @@ import csv
 import io
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,45 +20,17 @@ import httpx
 import pytest
 from sqlalchemy import insert, select, update
 
-from conftest import make_settings
-from plugpay.config import OidcProvider
 from plugpay.store import tables as t
+from support.accounts import AccountSite, account_site
 from support.driver import csrf_of, demo_site
-from support.oidc import HostileProvider
-from support.server import RunningServer, free_port, start_server
-
-CLIENT_ID, CLIENT_SECRET = "plugpay-test", "secret-of-the-test-provider"
 
 
-@dataclass
-class Site:
-    server: RunningServer
-    provider: HostileProvider
-
-    async def signed_in(self, subject: str) -> httpx.AsyncClient:
-        browser = httpx.AsyncClient(base_url=self.server.http_url, timeout=20)
-        self.provider.subject = subject
-        location = (await browser.get("/login/id")).headers["location"]
-        async with httpx.AsyncClient() as at_provider:
-            back = (await at_provider.get(location)).headers["location"]
-        done = await browser.get(back)
-        assert done.status_code == 303, done.text
-        return browser
-
-    async def account_id(self, subject: str) -> int:
-        async with self.server.runtime.db.connect() as conn:
-            return int(
-                (
-                    await conn.execute(
-                        select(t.accounts.c.id).where(t.accounts.c.subject == subject)
-                    )
-                ).scalar_one()
-            )
-
+class Site(AccountSite):
     async def charge(self, account_id: int | None, started: datetime, **values: Any) -> str:
         """A finished charge of the account, as the settlement leaves it."""
         session_id = secrets.token_urlsafe(24)
-        tariff_pk = (await self.server.runtime.tariff_store.latest("TOU-IDLE")).pk  # type: ignore[union-attr]
+        tariff = await self.server.runtime.tariff_store.latest("TOU-IDLE")
+        assert tariff is not None
         row = {
             "id": session_id,
             "charger_id": "CP-1",
@@ -68,7 +39,7 @@ class Site:
             "owner_hash": "0" * 64,
             "account_id": account_id,
             "lang": "en",
-            "tariff_pk": tariff_pk,
+            "tariff_pk": tariff.pk,
             "time_zone": "Europe/Berlin",
             "currency": "EUR",
             "hold_minor": 5000,
@@ -91,21 +62,9 @@ class Site:
 
 @pytest.fixture
 async def site(database_url: str) -> AsyncIterator[Site]:
-    provider = HostileProvider(CLIENT_ID, CLIENT_SECRET)
-    await provider.start()
-    port = free_port()
-    settings = make_settings(
-        database_url,
-        public_url=f"http://127.0.0.1:{port}",
-        oidc_providers=(OidcProvider("id", provider.issuer, CLIENT_ID, CLIENT_SECRET, "ID"),),
-    )
-    server = await start_server(settings, port=port)
-    await demo_site(server)
-    try:
-        yield Site(server, provider)
-    finally:
-        await server.stop()
-        await provider.close()
+    async with account_site(database_url) as running:
+        await demo_site(running.server)
+        yield Site(running.server, running.provider)
 
 
 async def test_history_has_local_months_totals_and_a_csv(site: Site) -> None:
@@ -194,6 +153,18 @@ async def test_deleting_the_account_keeps_the_books_and_forgets_the_person(site:
                     created_at=datetime.now(UTC),
                 )
             )
+            await conn.execute(
+                insert(t.saved_cards).values(
+                    account_id=me,
+                    provider="demo",
+                    customer_ref="demo_cus_x",
+                    method_ref="demo_pm_x",
+                    card_brand="visa",
+                    card_last4="4242",
+                    is_default=True,
+                    created_at=datetime.now(UTC),
+                )
+            )
         confirm = await alice.get("/me/delete")
         assert confirm.status_code == 200 and "Delete my account" in confirm.text
         busy = await alice.post("/me/delete", data={"_csrf_token": csrf_of(confirm.text)})
@@ -218,6 +189,7 @@ async def test_deleting_the_account_keeps_the_books_and_forgets_the_person(site:
             row = (await conn.execute(select(t.accounts))).mappings().one()
             logins = (await conn.execute(select(t.account_logins))).all()
             pushes = (await conn.execute(select(t.push_subscriptions))).all()
+            card = (await conn.execute(select(t.saved_cards))).mappings().one()
             kept = (
                 (
                     await conn.execute(
@@ -230,6 +202,7 @@ async def test_deleting_the_account_keeps_the_books_and_forgets_the_person(site:
         assert row["name"] is None and row["email"] is None and row["subject"] != "alice"
         assert row["deleted_at"] is not None
         assert logins == [] and pushes == []
+        assert card["removed_at"] is not None and card["card_last4"] is None
         assert (
             kept["captured_minor"] == 599 and kept["receipt_no"] == 3 and kept["account_id"] == me
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from plugpay.services.accounts import SignInService
+from plugpay.services.cards import SavedCardService
 from plugpay.services.chargers import ChargerService
 from plugpay.services.charging import ChargingService
 from plugpay.services.commands import CommandService
@@ -38,4 +39,5 @@ class Services:
     worker: JobWorker
     sign_in: SignInService
     history: HistoryService
+    cards: SavedCardService
     push_key: str | None = None

@@ -37,6 +37,7 @@ from plugpay.services.ports import (
     SessionStore,
     UnitOfWorkFactory,
 )
+from plugpay.services.ports.cards import SavedCard
 from plugpay.services.ports.jobs import JobKind, NewJob
 from plugpay.services.ports.limits import RateLimiter
 from plugpay.services.principals import Principal
@@ -53,6 +54,10 @@ IN_USE = {"Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Reserved"}
 
 class SessionUnavailable(InvalidInput):
     """The connector cannot take a new session now (message fit for the driver)."""
+
+
+class SavedCardDeclined(SessionUnavailable):
+    """The saved card was declined for a one-tap start; the connector is free again."""
 
 
 class TooManyStarts(SessionUnavailable):
@@ -112,6 +117,7 @@ class ReservationService:
         lang: str,
         client_address: str = "",
         account_id: int | None = None,
+        card: SavedCard | None = None,
     ) -> SessionRecord:
         """Reserve the connector (the database refuses a second active one); place the hold.
 
@@ -149,21 +155,30 @@ class ReservationService:
                 )
         except ConnectorTaken:
             raise SessionUnavailable("someone else just started on this connector") from None
+        request = HoldRequest(
+            session_id,
+            view.hold.minor,
+            view.hold.currency,
+            f"Charging at {charger_id} connector {connector_id}",
+            f"{session_id}:hold",
+        )
         try:
-            state = await self.payments.create_hold(
-                HoldRequest(
-                    session_id,
-                    view.hold.minor,
-                    view.hold.currency,
-                    f"Charging at {charger_id} connector {connector_id}",
-                    f"{session_id}:hold",
+            if card is None:
+                state = await self.payments.create_hold(request)
+            else:
+                state = await self.payments.create_off_session_hold(
+                    request, card.customer_ref, card.method_ref
                 )
-            )
         except PaymentUnavailable:
             await self.cancel(session_id, Reason.PAYMENT_UNAVAILABLE)
             raise SessionUnavailable(
                 "payments are unavailable right now; please try again"
             ) from None
+        except PaymentDeclined as exc:
+            # The saved card said no: the connector is free again at once, and a
+            # hold the refusal left behind is released.
+            await self._declined(session_id, exc.payment_ref)
+            raise SavedCardDeclined(str(exc)) from None
         crash_point("hold.answered")
         async with self.uow() as uow:
             current = await uow.sessions.get(session_id)
@@ -173,7 +188,22 @@ class ReservationService:
                 raise SessionUnavailable("the reservation ended; please start again")
             record = await uow.sessions.update(current, payment_ref=state.ref)
             await uow.payments.open(session_id, self.payments.name, state.ref, record.currency)
+        if card is not None and state.status == "requires_capture":
+            record, _ = await self.confirm_payment(session_id)  # one tap: authorised now
         return record
+
+    async def _declined(self, session_id: str, payment_ref: str | None) -> None:
+        async with self.uow() as uow:
+            current = await uow.sessions.get(session_id)
+            if current is None or current.state != S.CREATED:
+                return
+            if payment_ref is not None and current.payment_ref is None:
+                current = await uow.sessions.update(current, payment_ref=payment_ref)
+                await uow.payments.open(
+                    session_id, self.payments.name, payment_ref, current.currency
+                )
+            record = await cancel_reservation(uow, current, Reason.PAYMENT_DECLINED, self.timeouts)
+        await publish(self.live, record)
 
     async def resume_hold(self, record: SessionRecord) -> SessionRecord:
         """A reservation whose hold was asked for but never recorded (a crash between

@@ -128,6 +128,14 @@ class SqlAccountRepository:
             )
         )
         await self.conn.execute(delete(_L).where(_L.c.account_id == account_id))
+        cards = t.saved_cards
+        await self.conn.execute(
+            update(cards)
+            .where(cards.c.account_id == account_id, cards.c.removed_at.is_(None))
+            .values(
+                removed_at=now, is_default=False, card_last4=None, exp_month=None, exp_year=None
+            )
+        )
         mine = select(s.c.id).where(s.c.account_id == account_id)
         await self.conn.execute(delete(push).where(push.c.session_id.in_(mine)))
 

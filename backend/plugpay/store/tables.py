@@ -272,6 +272,35 @@ sign_in_attempts = Table(
     Column("expires_at", utc(), nullable=False),
 )
 
+# The account's customer at a payment provider (cards are saved on it).
+payment_customers = Table(
+    "payment_customers",
+    metadata,
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), primary_key=True),
+    Column("provider", String(16), primary_key=True),
+    Column("customer_ref", String(64), nullable=False, unique=True),
+    Column("created_at", utc(), nullable=False),
+)
+
+# A card (or wallet) an account saved for one-tap starts; the provider keeps the card.
+saved_cards = Table(
+    "saved_cards",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("customer_ref", String(64), nullable=False),
+    Column("method_ref", String(64), nullable=False, unique=True),
+    Column("card_brand", String(20), nullable=True),
+    Column("card_last4", String(4), nullable=True),
+    Column("exp_month", Integer, nullable=True),
+    Column("exp_year", Integer, nullable=True),
+    Column("is_default", Boolean, nullable=False, default=False),
+    Column("created_at", utc(), nullable=False),
+    Column("removed_at", utc(), nullable=True),
+    Index("ix_saved_cards_account_id", "account_id"),
+)
+
 charging_sessions = Table(
     "charging_sessions",
     metadata,
@@ -484,10 +513,12 @@ __all__ = [
     "metadata",
     "meter_readings",
     "ocpp_messages",
+    "payment_customers",
     "payments",
     "push_subscriptions",
     "refunds",
     "review_items",
+    "saved_cards",
     "sign_in_attempts",
     "sites",
     "tariff_assignments",

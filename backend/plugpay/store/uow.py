@@ -15,6 +15,7 @@ from types import TracebackType
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plugpay.store.accounts import SqlAccountRepository
+from plugpay.store.cards import SqlCardRepository
 from plugpay.store.database import Database
 from plugpay.store.jobs import SqlJobRepository
 from plugpay.store.payments import SqlPaymentRepository
@@ -28,6 +29,7 @@ class SqlUnitOfWork:
     payments: SqlPaymentRepository
     webhooks: SqlWebhookRepository
     accounts: SqlAccountRepository
+    cards: SqlCardRepository
 
     def __init__(self, db: Database, on_jobs: Callable[[], None] | None = None) -> None:
         self.db = db
@@ -48,6 +50,7 @@ class SqlUnitOfWork:
         self.payments = SqlPaymentRepository(conn)
         self.webhooks = SqlWebhookRepository(conn)
         self.accounts = SqlAccountRepository(conn)
+        self.cards = SqlCardRepository(conn)
         return self
 
     async def __aexit__(

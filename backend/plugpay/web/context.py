@@ -23,6 +23,7 @@ from litestar.types import Guard
 from litestar.utils.scope.state import ScopeState
 
 from plugpay.services.accounts import SignInService
+from plugpay.services.cards import SavedCardService
 from plugpay.services.charging import ChargingService
 from plugpay.services.container import Services
 from plugpay.services.history import HistoryService
@@ -76,6 +77,7 @@ SignIn = NamedDependency[SignInService]
 Asking = NamedDependency[Principal]
 SignedIn = NamedDependency[Driver]
 Histories = NamedDependency[HistoryService]
+Cards = NamedDependency[SavedCardService]
 OwnedSession = NamedDependency[SessionRecord]
 Connection = ASGIConnection[Any, Any, Any, Any]
 
@@ -158,6 +160,7 @@ def dependencies(services: Services, web: WebConfig) -> dict[str, Provide]:
         "session": Provide(provide_owned_session),
         "driver": Provide(provide_driver),
         "history": constant(services.history),
+        "cards": constant(services.cards),
     }
 
 

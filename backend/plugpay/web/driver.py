@@ -11,10 +11,14 @@ from litestar.response import Redirect, Response
 
 from plugpay.domain.errors import InvalidInput
 from plugpay.domain.session import Reason, SessionState
+from plugpay.services.cards import SavedCardService
 from plugpay.services.ports import SessionRecord
+from plugpay.services.ports.cards import SavedCard
+from plugpay.services.principals import Driver, Principal
 from plugpay.services.reservations import TooManyStarts
 from plugpay.web.context import (
     Asking,
+    Cards,
     OwnedSession,
     Reservations,
     Web,
@@ -34,10 +38,12 @@ async def connector_page(
     connector_id: int,
     reservations: Reservations,
     principal: Asking,
+    cards: Cards,
     web: Web,
 ) -> Response[Any]:
-    """The price before anything starts, live availability, and one action; the
-    browser whose session holds the connector goes back to that session."""
+    """The price before anything starts, live availability, and one action (one tap
+    on the saved card for a signed-in driver); the browser whose session holds the
+    connector goes back to that session."""
     own = await reservations.owned_active(charger_id, connector_id, principal)
     if own is not None:
         target = "pay" if own.state == SessionState.CREATED else "s"
@@ -56,6 +62,7 @@ async def connector_page(
         example=prices.example,
         alt_text=prices.alt_text,
         error=request.query_params.get("error"),
+        saved_card=await _one_tap_card(principal, cards),
     )
     if cookie is not None:
         response.cookies.append(cookie)
@@ -64,14 +71,25 @@ async def connector_page(
 
 @get("/c/{charger_id:str}/{connector_id:int}/status")
 async def connector_status(
-    request: Req, charger_id: str, connector_id: int, reservations: Reservations
+    request: Req,
+    charger_id: str,
+    connector_id: int,
+    reservations: Reservations,
+    principal: Asking,
+    cards: Cards,
 ) -> Response[Any]:
     """htmx partial: availability, polled by the connector page. Unchanged since the page
     last saw it (``?was=``): 204, which htmx leaves alone."""
     view = await reservations.connector(charger_id, connector_id)
     if request.query_params.get("was") == view.availability:
         return Response(None, status_code=204)
-    return page(request, "_availability.html", view=view, place=view.place)
+    return page(
+        request,
+        "_availability.html",
+        view=view,
+        place=view.place,
+        saved_card=await _one_tap_card(principal, cards),
+    )
 
 
 @post("/c/{charger_id:str}/{connector_id:int}/start")
@@ -81,11 +99,18 @@ async def start(
     connector_id: int,
     reservations: Reservations,
     principal: Asking,
+    cards: Cards,
     web: Web,
 ) -> Response[Any]:
-    """Reserve the connector and place the hold; then the payment page."""
+    """Reserve the connector and place the hold; then the payment page. ``pay=saved``
+    (a signed-in driver's one tap): the hold goes on the default saved card, and the
+    charge starts at once unless the bank wants the driver to confirm."""
     owner, cookie = owner_cookie(request, web)
     address = request.client.host if request.client else ""
+    form = await request.form()
+    card = await _one_tap_card(principal, cards) if form.get("pay") == "saved" else None
+    if form.get("pay") == "saved" and card is None:
+        return Redirect(f"/c/{charger_id}/{connector_id}", status_code=303)
     try:
         record = await reservations.create(
             charger_id,
@@ -94,6 +119,7 @@ async def start(
             language(request),
             address,
             account_id=principal.account_id,
+            card=card,
         )
     except TooManyStarts as exc:
         # 429 with the connector page and its message, so a person sees why.
@@ -114,7 +140,11 @@ async def start(
         return response
     except InvalidInput as exc:
         return Redirect(f"/c/{charger_id}/{connector_id}?error={_q(str(exc))}", status_code=303)
-    return Redirect(f"/pay/{record.id}", status_code=303, cookies=[cookie] if cookie else None)
+    cookies = [cookie] if cookie else None
+    if record.state != SessionState.CREATED:  # one tap, authorised: the live page
+        return Redirect(f"/s/{record.id}", status_code=303, cookies=cookies)
+    target = f"/pay/{record.id}?auth=1&saved=1" if card is not None else f"/pay/{record.id}"
+    return Redirect(target, status_code=303, cookies=cookies)
 
 
 @get("/pay/{session_id:str}")
@@ -136,6 +166,7 @@ async def pay_page(
         else None,
         error=request.query_params.get("error"),
         authenticate=request.query_params.get("auth") == "1",
+        saved_card=request.query_params.get("saved") == "1",
     )
 
 
@@ -175,6 +206,11 @@ def _after_payment(record: SessionRecord, problem: str | None) -> Redirect:
     if problem and "confirm" in problem:
         return Redirect(f"/pay/{record.id}?auth=1", status_code=303)
     return Redirect(f"/pay/{record.id}?error={_q(problem or '')}", status_code=303)
+
+
+async def _one_tap_card(principal: Principal, cards: SavedCardService) -> SavedCard | None:
+    """The card a signed-in driver starts with in one tap (their default), if any."""
+    return await cards.default(principal.account_id) if isinstance(principal, Driver) else None
 
 
 def _q(text: str) -> str:

@@ -77,6 +77,13 @@ PROBLEMS: dict[str, str] = {
     "The payment amount does not match the hold.": N_(
         "The payment amount does not match the hold."
     ),
+    # plugpay.services.cards: saving a card
+    "Your bank needs you to confirm this card.": N_("Your bank needs you to confirm this card."),
+    "The card was not saved.": N_("The card was not saved."),
+    "Choose one of the test cards.": N_("Choose one of the test cards."),
+    "Payments are unavailable right now; please try again.": N_(
+        "Payments are not available right now. Please try again in a moment."
+    ),
     # plugpay.payments.wording
     "Your card was declined.": N_("Your card was declined."),
     "Your card could not be verified by your bank.": N_(

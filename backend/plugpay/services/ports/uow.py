@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Protocol
 
 from plugpay.services.ports.accounts import AccountRepository
+from plugpay.services.ports.cards import CardRepository
 from plugpay.services.ports.jobs import JobRepository
 from plugpay.services.ports.ledger import PaymentRepository
 from plugpay.services.ports.sessions import SessionRepository
@@ -32,6 +33,8 @@ class UnitOfWork(Protocol):
     def webhooks(self) -> WebhookRepository: ...
     @property
     def accounts(self) -> AccountRepository: ...
+    @property
+    def cards(self) -> CardRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(

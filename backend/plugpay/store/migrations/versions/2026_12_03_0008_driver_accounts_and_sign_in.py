@@ -1,4 +1,5 @@
-"""driver accounts: OpenID Connect sign-in, signed-in browsers, sessions by account
+"""driver accounts: OpenID Connect sign-in, signed-in browsers, sessions by account,
+saved cards
 
 Revision ID: 0008
 Revises: 0007
@@ -57,6 +58,39 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("state_hash", name=op.f("pk_sign_in_attempts")),
     )
+    op.create_table(
+        "payment_customers",
+        sa.Column("account_id", sa.BigInteger(), nullable=False),
+        sa.Column("provider", sa.String(length=16), nullable=False),
+        sa.Column("customer_ref", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_payment_customers_account_id_accounts")
+        ),
+        sa.PrimaryKeyConstraint("account_id", "provider", name=op.f("pk_payment_customers")),
+        sa.UniqueConstraint("customer_ref", name=op.f("uq_payment_customers_customer_ref")),
+    )
+    op.create_table(
+        "saved_cards",
+        sa.Column("id", BigId, autoincrement=True, nullable=False),
+        sa.Column("account_id", sa.BigInteger(), nullable=False),
+        sa.Column("provider", sa.String(length=16), nullable=False),
+        sa.Column("customer_ref", sa.String(length=64), nullable=False),
+        sa.Column("method_ref", sa.String(length=64), nullable=False),
+        sa.Column("card_brand", sa.String(length=20), nullable=True),
+        sa.Column("card_last4", sa.String(length=4), nullable=True),
+        sa.Column("exp_month", sa.Integer(), nullable=True),
+        sa.Column("exp_year", sa.Integer(), nullable=True),
+        sa.Column("is_default", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("removed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_saved_cards_account_id_accounts")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_saved_cards")),
+        sa.UniqueConstraint("method_ref", name=op.f("uq_saved_cards_method_ref")),
+    )
+    op.create_index(op.f("ix_saved_cards_account_id"), "saved_cards", ["account_id"], unique=False)
     with op.batch_alter_table("charging_sessions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("account_id", sa.BigInteger(), nullable=True))
         batch_op.create_foreign_key(
@@ -77,6 +111,9 @@ def downgrade() -> None:
             batch_op.f("fk_charging_sessions_account_id_accounts"), type_="foreignkey"
         )
         batch_op.drop_column("account_id")
+    op.drop_index(op.f("ix_saved_cards_account_id"), table_name="saved_cards")
+    op.drop_table("saved_cards")
+    op.drop_table("payment_customers")
     op.drop_table("sign_in_attempts")
     op.drop_index(op.f("ix_account_logins_account_id"), table_name="account_logins")
     op.drop_table("account_logins")
