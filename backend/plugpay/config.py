@@ -31,6 +31,7 @@ class OidcProvider:
     client_id: str
     client_secret: str = field(repr=False)
     title: str = ""
+    groups: tuple[str, ...] = ()  # driver groups everyone signing in with it joins
 
 
 @dataclass(frozen=True)
@@ -309,6 +310,14 @@ def _oidc_providers(raw: str | None) -> tuple[OidcProvider, ...]:
             raise ConfigError(
                 f"PLUGPAY_OIDC_PROVIDERS[{index}].issuer must be an https URL, got {issuer!r}"
             )
+        groups = item.get("groups", [])
+        if not isinstance(groups, list) or not all(
+            isinstance(g, str) and _PROVIDER_NAME.fullmatch(g) for g in groups
+        ):
+            raise ConfigError(
+                f"PLUGPAY_OIDC_PROVIDERS[{index}].groups must be a list of group names"
+                " (1-32 of a-z, 0-9 and '-')"
+            )
         providers.append(
             OidcProvider(
                 name,
@@ -316,6 +325,7 @@ def _oidc_providers(raw: str | None) -> tuple[OidcProvider, ...]:
                 str(item["client_id"]),
                 str(item["client_secret"]),
                 str(item.get("title") or name.capitalize())[:60],
+                tuple(groups),
             )
         )
     return tuple(providers)

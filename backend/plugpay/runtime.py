@@ -26,7 +26,7 @@ from plugpay.ocpp.registry import ConnectionRegistry, LocalChargerLink
 from plugpay.ocpp.relay import RedisChargerLink
 from plugpay.payments.demo_gateway import DemoGateway
 from plugpay.payments.stripe_gateway import StripeGateway
-from plugpay.services.accounts import SignInService
+from plugpay.services.accounts import GroupService, SignInService
 from plugpay.services.cards import SavedCardService
 from plugpay.services.chargers import ChargerService
 from plugpay.services.charging import ChargingService
@@ -291,7 +291,9 @@ def build_runtime(
             ],
             settings.key("sign-in"),
             settings.public_url,
+            provider_groups={p.name: p.groups for p in settings.oidc_providers},
         ),
+        groups=GroupService(uow, SqlAccountStore(db)),
         history=HistoryService(session_store, ledger),
         cards=SavedCardService(
             uow,

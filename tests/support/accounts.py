@@ -45,7 +45,10 @@ class AccountSite:
 
 
 @asynccontextmanager
-async def account_site(database_url: str, **settings: object) -> AsyncIterator[AccountSite]:
+async def account_site(
+    database_url: str, provider_groups: tuple[str, ...] = (), **settings: object
+) -> AsyncIterator[AccountSite]:
+    """``provider_groups``: the groups everyone signing in with the provider joins."""
     provider = HostileProvider(CLIENT_ID, CLIENT_SECRET)
     await provider.start()
     port = free_port()
@@ -53,7 +56,11 @@ async def account_site(database_url: str, **settings: object) -> AsyncIterator[A
         make_settings(
             database_url,
             public_url=f"http://127.0.0.1:{port}",
-            oidc_providers=(OidcProvider("id", provider.issuer, CLIENT_ID, CLIENT_SECRET, "ID"),),
+            oidc_providers=(
+                OidcProvider(
+                    "id", provider.issuer, CLIENT_ID, CLIENT_SECRET, "ID", provider_groups
+                ),
+            ),
             **settings,
         ),
         port=port,

@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from plugpay.domain.errors import NotFound
+from plugpay.domain.errors import InvalidInput, NotFound
 from plugpay.domain.session import FINAL_STATES
 from plugpay.services.ports.accounts import (
     Account,
@@ -82,10 +83,13 @@ class SignInService:
         key: str,
         public_url: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        provider_groups: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.uow = uow
         self.store = store
         self.providers = {p.name: p for p in providers}
+        # Everyone who signs in with a provider joins its groups (a company's staff).
+        self.provider_groups = {k: tuple(v) for k, v in (provider_groups or {}).items()}
         self.key = key.encode()
         self.public_url = public_url.rstrip("/")
         self.clock = clock
@@ -158,6 +162,9 @@ class SignInService:
         now = self.clock()
         async with self.uow() as uow:
             account = await uow.accounts.sign_in(identity, now)
+            await uow.accounts.join_groups(
+                account.id, self.provider_groups.get(provider_name, ()), now
+            )
             if previous_login and len(previous_login) <= MAX_TOKEN:
                 await uow.accounts.end_login(self._hash(previous_login))
             await uow.accounts.add_login(self._hash(token), account.id, now, now + LOGIN_LIFETIME)
@@ -182,3 +189,52 @@ class SignInService:
         if not login_token or len(login_token) > MAX_TOKEN:
             return None
         return await self.store.logged_in(self._hash(login_token), self.clock())
+
+
+GROUP_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+
+
+def check_group_name(name: str) -> str:
+    if not GROUP_NAME.fullmatch(name):
+        raise InvalidInput(f"a group name is 1-32 of a-z, 0-9 and '-', got {name!r}")
+    return name
+
+
+class GroupService:
+    """Driver groups (the tariff audience "member:<group>"), managed by the station
+    owner: from the command line now, from the operators' console later."""
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        store: AccountStore,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.uow = uow
+        self.store = store
+        self.clock = clock
+
+    async def _account(self, account_id: int | None, email: str | None) -> Account:
+        account = await self.store.find(account_id, email)
+        if account is None:
+            raise NotFound("no such account (it signs in once before it can join a group)")
+        return account
+
+    async def add(
+        self, group: str, account_id: int | None = None, email: str | None = None
+    ) -> Account:
+        check_group_name(group)
+        account = await self._account(account_id, email)
+        async with self.uow() as uow:
+            await uow.accounts.join_groups(account.id, [group], self.clock())
+        return account
+
+    async def remove(
+        self, group: str, account_id: int | None = None, email: str | None = None
+    ) -> bool:
+        account = await self._account(account_id, email)
+        async with self.uow() as uow:
+            return await uow.accounts.leave_group(account.id, group)
+
+    async def members(self, group: str | None = None) -> list[tuple[str, Account]]:
+        return await self.store.members(group)

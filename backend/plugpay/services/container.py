@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from plugpay.services.accounts import SignInService
+from plugpay.services.accounts import GroupService, SignInService
 from plugpay.services.cards import SavedCardService
 from plugpay.services.chargers import ChargerService
 from plugpay.services.charging import ChargingService
@@ -38,6 +38,7 @@ class Services:
     receipts: ReceiptService
     worker: JobWorker
     sign_in: SignInService
+    groups: GroupService
     history: HistoryService
     cards: SavedCardService
     push_key: str | None = None

@@ -30,6 +30,11 @@ class Principal:
     def owns(self, session: SessionRecord) -> bool:
         raise NotImplementedError
 
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        """Whose prices apply (tariff assignments' audiences)."""
+        return ("guest",)
+
 
 @dataclass(frozen=True)
 class Guest(Principal):
@@ -60,6 +65,10 @@ class Driver(Principal):
     @property
     def account_id(self) -> int:
         return self.account.id
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        return ("guest", *(f"member:{group}" for group in self.account.groups))
 
     def owns(self, session: SessionRecord) -> bool:
         if session.account_id is not None:

@@ -75,6 +75,7 @@ class ConnectorView:
     tariff: Tariff
     tariff_pk: int
     hold: Money
+    guest_tariff: Tariff | None = None  # the guest price, when the driver's is another
 
 
 @dataclass
@@ -91,11 +92,19 @@ class ReservationService:
     demo: DemoCardForm | None = None
 
     # -- the connector page ---------------------------------------------------
-    async def connector(self, charger_id: str, connector_id: int) -> ConnectorView:
+    async def connector(
+        self, charger_id: str, connector_id: int, audiences: tuple[str, ...] = ("guest",)
+    ) -> ConnectorView:
+        """What the connector page shows: the price for ``audiences`` (a member's
+        groups) and, when that is not the guest price, the guest price beside it."""
         place = await self.tariffs.store.place(charger_id, connector_id)
         if place is None:
             raise NotFound("no such charger or connector")
-        stored, tariff = await self.tariffs.applicable(place)
+        stored, tariff = await self.tariffs.applicable(place, audiences)
+        guest_tariff = None
+        if audiences != ("guest",):
+            guest_stored, guest = await self.tariffs.applicable(place)
+            guest_tariff = guest if guest_stored.pk != stored.pk else None
         active = await self.store.active_on(charger_id, connector_id)
         if not place.connected:
             availability = "offline"
@@ -106,7 +115,7 @@ class ReservationService:
         else:
             availability = "available"
         hold = Money.from_decimal(self.default_hold, tariff.currency)
-        return ConnectorView(place, availability, tariff, stored.pk, hold)
+        return ConnectorView(place, availability, tariff, stored.pk, hold, guest_tariff)
 
     # -- reserve and hold -------------------------------------------------------
     async def create(
@@ -118,13 +127,14 @@ class ReservationService:
         client_address: str = "",
         account_id: int | None = None,
         card: SavedCard | None = None,
+        audiences: tuple[str, ...] = ("guest",),
     ) -> SessionRecord:
         """Reserve the connector (the database refuses a second active one); place the hold.
 
         Strangers can trigger this: starts are limited per client address and per
         connector (across instances with Redis), counted once the connector is known.
         """
-        view = await self.connector(charger_id, connector_id)
+        view = await self.connector(charger_id, connector_id, audiences)
         if view.availability != "available":
             raise SessionUnavailable(f"connector is {view.availability.replace('_', ' ')}")
         decision = await check_guest_start(

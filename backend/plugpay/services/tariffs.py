@@ -96,7 +96,9 @@ class TariffService:
         """The tariff a new session at ``place`` gets (precedence: domain/tariff/select.py).
 
         ``audiences`` are what the driver is: "guest", "member:<group>",
-        "contract:<id>". Connector assignments come before charger-wide ones.
+        "contract:<id>". Connector assignments come before charger-wide ones. A
+        member's session takes a REGULAR tariff where one applies (OCPI's type for
+        customers with an account), else the ad-hoc one.
         """
         assignments = await self.store.assignments_for(
             place.site_id, place.charger_id, place.connector_id
@@ -110,7 +112,12 @@ class TariffService:
             stored, tariff = await self.get(tariff_id)
             stored_by_tariff[id(tariff)] = stored
             candidates.append(TariffCandidate(tariff, _source(scope, audience)))
-        chosen = select_tariff(candidates, at or datetime.now(UTC), ad_hoc=ad_hoc)
+        when = at or datetime.now(UTC)
+        chosen = None
+        if any(a.startswith(("member:", "contract:")) for a in audiences):
+            # A member is a regular customer: REGULAR tariffs first, else the ad-hoc one.
+            chosen = select_tariff(candidates, when, ad_hoc=False)
+        chosen = chosen or select_tariff(candidates, when, ad_hoc=ad_hoc)
         if chosen is None:
             raise NotFound(
                 f"no tariff applies to {place.charger_id} connector {place.connector_id}"

@@ -18,9 +18,10 @@ from plugpay.store.database import Database
 _A = t.accounts
 _L = t.account_logins
 _P = t.sign_in_attempts
+_G = t.account_groups
 
 
-def _account(row: Any) -> Account:
+def _account(row: Any, groups: tuple[str, ...] = ()) -> Account:
     return Account(
         id=row["id"],
         issuer=row["issuer"],
@@ -28,7 +29,15 @@ def _account(row: Any) -> Account:
         email=row["email"],
         name=row["name"],
         created_at=aware(row["created_at"]) or row["created_at"],
+        groups=groups,
     )
+
+
+async def _groups(conn: AsyncConnection, account_id: int) -> tuple[str, ...]:
+    rows = await conn.execute(
+        select(_G.c.group_name).where(_G.c.account_id == account_id).order_by(_G.c.group_name)
+    )
+    return tuple(str(name) for (name,) in rows)
 
 
 class SqlAccountRepository:
@@ -105,6 +114,21 @@ class SqlAccountRepository:
         )
         return result.rowcount or 0
 
+    async def join_groups(self, account_id: int, groups: Sequence[str], now: datetime) -> None:
+        dialect = sqlite if self.conn.dialect.name == "sqlite" else postgresql
+        for group in groups:
+            await self.conn.execute(
+                dialect.insert(_G)
+                .values(account_id=account_id, group_name=group, created_at=now)
+                .on_conflict_do_nothing()
+            )
+
+    async def leave_group(self, account_id: int, group: str) -> bool:
+        result = await self.conn.execute(
+            delete(_G).where(_G.c.account_id == account_id, _G.c.group_name == group)
+        )
+        return bool(result.rowcount)
+
     async def unfinished_sessions(self, account_id: int, final_states: Sequence[str]) -> int:
         s = t.charging_sessions
         count = await self.conn.execute(
@@ -128,6 +152,7 @@ class SqlAccountRepository:
             )
         )
         await self.conn.execute(delete(_L).where(_L.c.account_id == account_id))
+        await self.conn.execute(delete(_G).where(_G.c.account_id == account_id))
         cards = t.saved_cards
         await self.conn.execute(
             update(cards)
@@ -161,4 +186,24 @@ class SqlAccountStore:
                 .mappings()
                 .first()
             )
-        return _account(row) if row else None
+            return _account(row, await _groups(conn, int(row["id"]))) if row else None
+
+    async def find(self, account_id: int | None = None, email: str | None = None) -> Account | None:
+        if account_id is None and not email:
+            return None
+        where = _A.c.id == account_id if account_id is not None else _A.c.email == email
+        async with self.db.connect() as conn:
+            row = (
+                (await conn.execute(select(_A).where(where, _A.c.deleted_at.is_(None))))
+                .mappings()
+                .first()
+            )
+            return _account(row, await _groups(conn, int(row["id"]))) if row else None
+
+    async def members(self, group: str | None = None) -> list[tuple[str, Account]]:
+        query = select(_G.c.group_name, _A).join(_A, _A.c.id == _G.c.account_id)
+        if group is not None:
+            query = query.where(_G.c.group_name == group)
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(query.order_by(_G.c.group_name, _A.c.id))).mappings().all()
+        return [(str(r["group_name"]), _account(r)) for r in rows]

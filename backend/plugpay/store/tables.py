@@ -247,6 +247,15 @@ accounts = Table(
     UniqueConstraint("issuer", "subject"),
 )
 
+# Driver groups an account belongs to: the tariff audience "member:<group>".
+account_groups = Table(
+    "account_groups",
+    metadata,
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), primary_key=True),
+    Column("group_name", String(32), primary_key=True),
+    Column("created_at", utc(), nullable=False),
+)
+
 # A signed-in browser: only an HMAC of its cookie is kept; sign-out deletes the row.
 account_logins = Table(
     "account_logins",
@@ -500,6 +509,7 @@ demo_payments = Table(
 )
 
 __all__ = [
+    "account_groups",
     "account_logins",
     "accounts",
     "chargers",

@@ -48,8 +48,13 @@ async def connector_page(
     if own is not None:
         target = "pay" if own.state == SessionState.CREATED else "s"
         return Redirect(f"/{target}/{own.id}", status_code=303)
-    view = await reservations.connector(charger_id, connector_id)
+    view = await reservations.connector(charger_id, connector_id, principal.audiences)
     prices = price_display(view.tariff, language(request), view.place.time_zone)
+    guest = (
+        price_display(view.guest_tariff, language(request), view.place.time_zone)
+        if view.guest_tariff is not None
+        else None
+    )
     # The capability cookie comes with the page, before any start: should the
     # start's answer be lost, this browser still owns what it started.
     _, cookie = owner_cookie(request, web)
@@ -63,6 +68,8 @@ async def connector_page(
         alt_text=prices.alt_text,
         error=request.query_params.get("error"),
         saved_card=await _one_tap_card(principal, cards),
+        guest_items=guest.items if guest else None,
+        groups=principal.account.groups if isinstance(principal, Driver) else (),
     )
     if cookie is not None:
         response.cookies.append(cookie)
@@ -120,10 +127,11 @@ async def start(
             address,
             account_id=principal.account_id,
             card=card,
+            audiences=principal.audiences,
         )
     except TooManyStarts as exc:
         # 429 with the connector page and its message, so a person sees why.
-        view = await reservations.connector(charger_id, connector_id)
+        view = await reservations.connector(charger_id, connector_id, principal.audiences)
         prices = price_display(view.tariff, language(request), view.place.time_zone)
         response = page(
             request,

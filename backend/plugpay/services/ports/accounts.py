@@ -16,6 +16,7 @@ class Account:
     email: str | None
     name: str | None
     created_at: datetime
+    groups: tuple[str, ...] = ()  # driver groups: the tariff audiences "member:<group>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,12 @@ class AccountRepository(Protocol):
         """Give the account the browser's sessions that belong to no account yet."""
         ...
 
+    async def join_groups(self, account_id: int, groups: Sequence[str], now: datetime) -> None:
+        """Add the account to these groups (a member already stays one)."""
+        ...
+
+    async def leave_group(self, account_id: int, group: str) -> bool: ...
+
     async def unfinished_sessions(self, account_id: int, final_states: Sequence[str]) -> int: ...
 
     async def delete(self, account_id: int, now: datetime) -> None:
@@ -106,4 +113,14 @@ class AccountRepository(Protocol):
 class AccountStore(Protocol):
     """Reads outside a unit of work (one per request)."""
 
-    async def logged_in(self, token_hash: str, now: datetime) -> Account | None: ...
+    async def logged_in(self, token_hash: str, now: datetime) -> Account | None:
+        """The signed-in account, with its groups."""
+        ...
+
+    async def find(self, account_id: int | None = None, email: str | None = None) -> Account | None:
+        """An account that is not deleted, by id or e-mail address."""
+        ...
+
+    async def members(self, group: str | None = None) -> list[tuple[str, Account]]:
+        """(group, account) for every member of ``group`` (of every group: None)."""
+        ...

@@ -1,5 +1,5 @@
 """driver accounts: OpenID Connect sign-in, signed-in browsers, sessions by account,
-saved cards
+driver groups, saved cards
 
 Revision ID: 0008
 Revises: 0007
@@ -32,6 +32,16 @@ def upgrade() -> None:
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
         sa.UniqueConstraint("issuer", "subject", name=op.f("uq_accounts_issuer_subject")),
+    )
+    op.create_table(
+        "account_groups",
+        sa.Column("account_id", sa.BigInteger(), nullable=False),
+        sa.Column("group_name", sa.String(length=32), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_account_groups_account_id_accounts")
+        ),
+        sa.PrimaryKeyConstraint("account_id", "group_name", name=op.f("pk_account_groups")),
     )
     op.create_table(
         "account_logins",
@@ -117,4 +127,5 @@ def downgrade() -> None:
     op.drop_table("sign_in_attempts")
     op.drop_index(op.f("ix_account_logins_account_id"), table_name="account_logins")
     op.drop_table("account_logins")
+    op.drop_table("account_groups")
     op.drop_table("accounts")
