@@ -211,6 +211,7 @@ def page(request: Req, name: str, status_code: int = 200, **context: Any) -> Tem
             "number": lambda text: fmt.number(text, lang),
             "when": lambda at: fmt.when(at, lang),
             "month": lambda text: fmt.month(text, lang),
+            "next_change": lambda at, zone: fmt.next_change(at, zone, lang),
             "ago": lambda at: fmt.ago(at, lang),
             "local": lambda at, zone: fmt.local(at, zone, lang),
             "unit_price": lambda line, currency: fmt.unit_price(line, currency, lang),

@@ -69,6 +69,7 @@ async def connector_page(
         error=request.query_params.get("error"),
         saved_card=await _one_tap_card(principal, cards),
         guest_items=guest.items if guest else None,
+        changes_at=prices.changes_at,
         groups=principal.account.groups if isinstance(principal, Driver) else (),
     )
     if cookie is not None:

@@ -76,6 +76,21 @@ def when(at: datetime | None, lang: str) -> str:
     return f"{format_date(at, 'medium', locale=locale)}, {format_time(at, 'HH:mm', locale=locale)}"
 
 
+def next_change(at: datetime, zone: str, lang: str, now: datetime | None = None) -> str:
+    """When a price changes, on the charger's clock: "17:00" today, else with its day
+    ("Fri, 4 Dec, 07:00")."""
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = ZoneInfo("UTC")
+    there, today = at.astimezone(tz), (now or datetime.now(UTC)).astimezone(tz)
+    locale = _locale(lang)
+    clock = str(format_time(there, "HH:mm", locale=locale))
+    if there.date() == today.date():
+        return clock
+    return f"{format_date(there, 'EEE, d MMM', locale=locale)}, {clock}"
+
+
 def month(text: str, lang: str) -> str:
     """ "2026-12" as the language names it: "December 2026", "Dezember 2026"."""
     try:

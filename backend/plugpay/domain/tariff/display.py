@@ -21,7 +21,9 @@ from babel.numbers import format_currency, format_decimal, format_percent
 from plugpay.domain.money import currency_exponent, round_decimal
 from plugpay.domain.tariff.display_text import TEXTS, Texts, restriction_notes
 from plugpay.domain.tariff.model import Dimension, Price, PriceComponent, Tariff
+from plugpay.domain.tariff.now import price_now
 from plugpay.domain.tariff.pricing import quote
+from plugpay.domain.tariff.session import site_instant
 
 _ORDER = (Dimension.ENERGY, Dimension.TIME, Dimension.FLAT, Dimension.PARKING_TIME)
 _SIXTY = Decimal(60)
@@ -35,6 +37,8 @@ class DisplayItem:
     label: str
     amount: str
     note: str = ""
+    # Of several prices of one kind (time of use), the one a charge started now gets.
+    now: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,8 @@ class TariffDisplay:
     example: str
     alt_text: str | None = None
     alt_url: str | None = None
+    # When the price a charge started now gets changes next (UTC), if it ever does.
+    changes_at: datetime | None = None
 
 
 def display_tariff(
@@ -67,9 +73,11 @@ def display_tariff(
     texts = TEXTS["de" if locale.split("_")[0].split("-")[0] == "de" else "en"]
     currency = tariff.currency
     items: list[DisplayItem] = []
+    applying = price_now(tariff, tz, site_instant(example_start, tz))
     for dimension in _ORDER:
         restricted_before = False  # an unrestricted price after restricted ones is the "else"
-        for element in tariff.elements:
+        several = sum(1 for e in tariff.elements if e.component(dimension) is not None) > 1
+        for index, element in enumerate(tariff.elements):
             if element.is_reservation_only:
                 continue
             component = element.component(dimension)
@@ -86,6 +94,7 @@ def display_tariff(
                     label=texts.labels[dimension.value],
                     amount=_amount(component, currency, texts),
                     note=" · ".join(notes),
+                    now=several and applying.elements.get(dimension) == index,
                 )
             )
     for kind, bound in (("MIN_PRICE", tariff.min_price), ("MAX_PRICE", tariff.max_price)):
@@ -114,7 +123,8 @@ def display_tariff(
         minutes=example_minutes,
     )
     alt = _alt_text(tariff, texts.locale)
-    return TariffDisplay(tuple(items), example_text, alt, tariff.tariff_alt_url)
+    changes_at = applying.changes_at if any(item.now for item in items) else None
+    return TariffDisplay(tuple(items), example_text, alt, tariff.tariff_alt_url, changes_at)
 
 
 def _gross(price: Decimal, vat: Decimal | None) -> Decimal:
