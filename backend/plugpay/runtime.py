@@ -256,6 +256,7 @@ def build_runtime(
         receipt_text=lambda total, url, lang: receipt_notification(
             format_money(total.minor, total.currency, lang), url, lang
         ),
+        accounts=SqlAccountStore(db),
     )
     deadlines = DeadlineSweeper(uow, settlement, bus, timeouts)
     refunds = RefundService(uow, payments)

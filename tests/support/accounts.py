@@ -12,7 +12,9 @@ import httpx
 from sqlalchemy import select
 
 from conftest import make_settings
+from plugpay.app import create_app
 from plugpay.config import OidcProvider
+from plugpay.services.ports import PushSender
 from plugpay.store import tables as t
 from support.oidc import HostileProvider
 from support.server import RunningServer, free_port, start_server
@@ -46,25 +48,26 @@ class AccountSite:
 
 @asynccontextmanager
 async def account_site(
-    database_url: str, provider_groups: tuple[str, ...] = (), **settings: object
+    database_url: str,
+    provider_groups: tuple[str, ...] = (),
+    push: PushSender | None = None,
+    **settings: object,
 ) -> AsyncIterator[AccountSite]:
-    """``provider_groups``: the groups everyone signing in with the provider joins."""
+    """``provider_groups``: the groups everyone signing in with the provider joins;
+    ``push``: the Web Push sender (a test's, for a local push service)."""
     provider = HostileProvider(CLIENT_ID, CLIENT_SECRET)
     await provider.start()
     port = free_port()
-    server = await start_server(
-        make_settings(
-            database_url,
-            public_url=f"http://127.0.0.1:{port}",
-            oidc_providers=(
-                OidcProvider(
-                    "id", provider.issuer, CLIENT_ID, CLIENT_SECRET, "ID", provider_groups
-                ),
-            ),
-            **settings,
+    config = make_settings(
+        database_url,
+        public_url=f"http://127.0.0.1:{port}",
+        oidc_providers=(
+            OidcProvider("id", provider.issuer, CLIENT_ID, CLIENT_SECRET, "ID", provider_groups),
         ),
-        port=port,
+        **settings,
     )
+    app = create_app(config, push=push) if push is not None else None
+    server = await start_server(config, port=port, app=app)
     try:
         yield AccountSite(server, provider)
     finally:

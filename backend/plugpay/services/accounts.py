@@ -28,6 +28,7 @@ from plugpay.domain.session import FINAL_STATES
 from plugpay.services.ports.accounts import (
     Account,
     AccountStore,
+    Device,
     IdentityProvider,
     SignInAttempt,
     SignInRefused,
@@ -179,6 +180,15 @@ class SignInService:
                 raise AccountBusy("a charge of this account is not finished yet")
             await uow.accounts.delete(account.id, self.clock())
         log.info("account %s deleted", account.id)
+
+    async def devices(self, account: Account) -> list[Device]:
+        """The browsers that get the account's receipts by Web Push."""
+        return await self.store.devices(account.id)
+
+    async def remove_device(self, account: Account, device_id: int) -> None:
+        async with self.uow() as uow:
+            if not await uow.accounts.remove_device(account.id, device_id):
+                raise NotFound("no such device")
 
     async def sign_out(self, login_token: str | None) -> None:
         if login_token and len(login_token) <= MAX_TOKEN:

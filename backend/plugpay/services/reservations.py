@@ -364,7 +364,12 @@ class ReservationService:
 
     # -- the receipt notification ---------------------------------------------------
     async def add_push(
-        self, session_id: str, subscription: PushSubscription, *, allow_private: bool = False
+        self,
+        session_id: str,
+        subscription: PushSubscription,
+        *,
+        allow_private: bool = False,
+        device_label: str | None = None,
     ) -> None:
         """Remember where to send this session's receipt notification: a public https
         endpoint only (private hosts in development, ``allow_private``)."""
@@ -377,6 +382,17 @@ class ReservationService:
             await uow.sessions.add_push_subscription(
                 session_id, PushSubscription(endpoint, subscription.p256dh, subscription.auth)
             )
+            record = await uow.sessions.get(session_id)
+            if record is not None and record.account_id is not None:
+                # A signed-in driver's browser: the account's receipts all go to it.
+                await uow.accounts.add_device(
+                    record.account_id,
+                    endpoint,
+                    subscription.p256dh,
+                    subscription.auth,
+                    device_label,
+                    utcnow(),
+                )
 
     async def _get(self, session_id: str) -> SessionRecord:
         record = await self.store.get(session_id)

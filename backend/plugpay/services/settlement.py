@@ -24,11 +24,13 @@ from plugpay.services.charging import ChargingService
 from plugpay.services.jobs import GiveUp, RetryLater, backoff
 from plugpay.services.live_pricing import LivePricing
 from plugpay.services.ports import (
+    AccountStore,
     LiveBus,
     PaymentDeclined,
     PaymentGateway,
     PaymentUnavailable,
     PushSender,
+    PushSubscription,
     SessionRecord,
     SessionStore,
     UnitOfWork,
@@ -69,6 +71,7 @@ class SettlementService:
     push: PushSender | None = None
     public_url: str = "http://127.0.0.1:8000"
     receipt_text: ReceiptText | None = None
+    accounts: AccountStore | None = None  # a signed-in driver's devices get receipts too
 
     # -- the transaction is over ------------------------------------------------
     async def run_transaction_ended(self, job: Job) -> None:
@@ -311,16 +314,27 @@ class SettlementService:
         if self.push is None or self.receipt_text is None:
             return
         session_id = str(job.session_id)
-        subscriptions = await self.store.push_subscriptions(session_id)
         record = await self.store.get(session_id)
-        if not subscriptions or record is None:
+        if record is None:
+            return
+        subscriptions = {s.endpoint: s for s in await self.store.push_subscriptions(session_id)}
+        account_id = record.account_id
+        if account_id is not None and self.accounts is not None:
+            for device in await self.accounts.devices(account_id):
+                subscriptions.setdefault(
+                    device.endpoint, PushSubscription(device.endpoint, device.p256dh, device.auth)
+                )
+        if not subscriptions:
             return
         total = Money(record.captured_minor or 0, record.currency)
         payload = self.receipt_text(total, f"{self.public_url}/r/{session_id}", record.lang)
-        for subscription in subscriptions:
+        for subscription in subscriptions.values():  # each endpoint once
             outcome = await self.push.send(subscription, payload)
-            if outcome == "gone":
+            if outcome == "gone":  # pruned, from the session and from the account
                 await self.store.remove_push_subscription(session_id, subscription.endpoint)
+                if account_id is not None:
+                    async with self.uow() as uow:
+                        await uow.accounts.forget_endpoint(account_id, subscription.endpoint)
         async with self.uow() as uow:
             current = await uow.sessions.get(session_id)
             if current is not None:

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from plugpay.services.ports.accounts import Account, SignInAttempt, VerifiedIdentity
+from plugpay.services.ports.accounts import Account, Device, SignInAttempt, VerifiedIdentity
 from plugpay.store import tables as t
 from plugpay.store.chargers import aware
 from plugpay.store.database import Database
@@ -19,6 +19,7 @@ _A = t.accounts
 _L = t.account_logins
 _P = t.sign_in_attempts
 _G = t.account_groups
+_D = t.account_devices
 
 
 def _account(row: Any, groups: tuple[str, ...] = ()) -> Account:
@@ -129,6 +130,40 @@ class SqlAccountRepository:
         )
         return bool(result.rowcount)
 
+    async def add_device(
+        self,
+        account_id: int,
+        endpoint: str,
+        p256dh: str,
+        auth: str,
+        label: str | None,
+        now: datetime,
+    ) -> None:
+        await self.conn.execute(
+            delete(_D).where(_D.c.account_id == account_id, _D.c.endpoint == endpoint)
+        )
+        await self.conn.execute(
+            insert(_D).values(
+                account_id=account_id,
+                endpoint=endpoint,
+                p256dh=p256dh,
+                auth=auth,
+                label=label,
+                created_at=now,
+            )
+        )
+
+    async def remove_device(self, account_id: int, device_id: int) -> bool:
+        result = await self.conn.execute(
+            delete(_D).where(_D.c.account_id == account_id, _D.c.id == device_id)
+        )
+        return bool(result.rowcount)
+
+    async def forget_endpoint(self, account_id: int, endpoint: str) -> None:
+        await self.conn.execute(
+            delete(_D).where(_D.c.account_id == account_id, _D.c.endpoint == endpoint)
+        )
+
     async def unfinished_sessions(self, account_id: int, final_states: Sequence[str]) -> int:
         s = t.charging_sessions
         count = await self.conn.execute(
@@ -153,6 +188,7 @@ class SqlAccountRepository:
         )
         await self.conn.execute(delete(_L).where(_L.c.account_id == account_id))
         await self.conn.execute(delete(_G).where(_G.c.account_id == account_id))
+        await self.conn.execute(delete(_D).where(_D.c.account_id == account_id))
         cards = t.saved_cards
         await self.conn.execute(
             update(cards)
@@ -199,6 +235,29 @@ class SqlAccountStore:
                 .first()
             )
             return _account(row, await _groups(conn, int(row["id"]))) if row else None
+
+    async def devices(self, account_id: int) -> list[Device]:
+        async with self.db.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        select(_D).where(_D.c.account_id == account_id).order_by(_D.c.id)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [
+            Device(
+                r["id"],
+                r["endpoint"],
+                r["p256dh"],
+                r["auth"],
+                r["label"],
+                aware(r["created_at"]) or r["created_at"],
+            )
+            for r in rows
+        ]
 
     async def members(self, group: str | None = None) -> list[tuple[str, Account]]:
         query = select(_G.c.group_name, _A).join(_A, _A.c.id == _G.c.account_id)

@@ -281,6 +281,20 @@ sign_in_attempts = Table(
     Column("expires_at", utc(), nullable=False),
 )
 
+# A signed-in driver's device for Web Push: every receipt of the account reaches it.
+account_devices = Table(
+    "account_devices",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=False),
+    Column("endpoint", String(1000), nullable=False),
+    Column("p256dh", String(200), nullable=False),
+    Column("auth", String(100), nullable=False),
+    Column("label", String(80), nullable=True),
+    Column("created_at", utc(), nullable=False),
+    UniqueConstraint("account_id", "endpoint"),
+)
+
 # The account's customer at a payment provider (cards are saved on it).
 payment_customers = Table(
     "payment_customers",
@@ -509,6 +523,7 @@ demo_payments = Table(
 )
 
 __all__ = [
+    "account_devices",
     "account_groups",
     "account_logins",
     "accounts",

@@ -140,6 +140,7 @@ async def me(
         "me.html",
         account=principal.account,
         sessions=await reservations.owned(principal, limit=5),
+        devices=await sign_in.devices(principal.account),
     )
 
 
@@ -162,6 +163,13 @@ async def my_sessions_csv(driver: SignedIn, history: Histories) -> Response[str]
             "Cache-Control": "no-store",
         },
     )
+
+
+@post("/me/devices/{device_id:int}/remove", include_in_schema=False)
+async def remove_device(device_id: int, driver: SignedIn, sign_in: SignIn) -> Redirect:
+    """This device gets no more receipts (another subscription from it comes back)."""
+    await sign_in.remove_device(driver.account, device_id)
+    return Redirect("/me", status_code=303)
 
 
 @get("/me/delete", include_in_schema=False)
@@ -196,4 +204,10 @@ async def delete_account(
 
 ROUTES: list[Any] = [login, callback, logout, me]
 # For signed-in drivers only (app.py puts them behind the driver guard).
-DRIVER_ROUTES: list[Any] = [my_sessions, my_sessions_csv, delete_page, delete_account]
+DRIVER_ROUTES: list[Any] = [
+    my_sessions,
+    my_sessions_csv,
+    remove_device,
+    delete_page,
+    delete_account,
+]

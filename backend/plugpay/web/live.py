@@ -139,8 +139,22 @@ async def subscribe_push(
         session.id,
         PushSubscription(body.endpoint, body.keys.p256dh, body.keys.auth),
         allow_private=web.push_allow_private,
+        device_label=device_label(request.headers.get("user-agent", "")),
     )
     return Response(None, status_code=204)
+
+
+def device_label(user_agent: str) -> str | None:
+    """ "Chrome on Android": enough for a driver to tell their devices apart."""
+    browsers = (("Edg/", "Edge"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"),
+                ("Safari/", "Safari"))  # fmt: skip
+    systems = (("Android", "Android"), ("iPhone", "iPhone"), ("iPad", "iPad"),
+               ("Windows", "Windows"), ("Mac OS X", "macOS"), ("Linux", "Linux"))  # fmt: skip
+    browser = next((name for mark, name in browsers if mark in user_agent), None)
+    system = next((name for mark, name in systems if mark in user_agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system
 
 
 SESSION_ROUTES = [session_page, session_events, stop, subscribe_push]

@@ -20,6 +20,18 @@ class Account:
 
 
 @dataclass(frozen=True, slots=True)
+class Device:
+    """A browser of the account's that gets its receipts by Web Push."""
+
+    id: int
+    endpoint: str
+    p256dh: str
+    auth: str
+    label: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class VerifiedIdentity:
     """What a provider's checked ID token says about who signed in."""
 
@@ -101,6 +113,23 @@ class AccountRepository(Protocol):
 
     async def leave_group(self, account_id: int, group: str) -> bool: ...
 
+    async def add_device(
+        self,
+        account_id: int,
+        endpoint: str,
+        p256dh: str,
+        auth: str,
+        label: str | None,
+        now: datetime,
+    ) -> None:
+        """The device, or its new keys when the browser subscribed again."""
+        ...
+
+    async def remove_device(self, account_id: int, device_id: int) -> bool: ...
+    async def forget_endpoint(self, account_id: int, endpoint: str) -> None:
+        """A push service called this endpoint gone."""
+        ...
+
     async def unfinished_sessions(self, account_id: int, final_states: Sequence[str]) -> int: ...
 
     async def delete(self, account_id: int, now: datetime) -> None:
@@ -120,6 +149,8 @@ class AccountStore(Protocol):
     async def find(self, account_id: int | None = None, email: str | None = None) -> Account | None:
         """An account that is not deleted, by id or e-mail address."""
         ...
+
+    async def devices(self, account_id: int) -> list[Device]: ...
 
     async def members(self, group: str | None = None) -> list[tuple[str, Account]]:
         """(group, account) for every member of ``group`` (of every group: None)."""

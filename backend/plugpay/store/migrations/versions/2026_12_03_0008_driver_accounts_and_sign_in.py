@@ -1,5 +1,5 @@
 """driver accounts: OpenID Connect sign-in, signed-in browsers, sessions by account,
-driver groups, saved cards
+driver groups, devices for receipts, saved cards
 
 Revision ID: 0008
 Revises: 0007
@@ -69,6 +69,23 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("state_hash", name=op.f("pk_sign_in_attempts")),
     )
     op.create_table(
+        "account_devices",
+        sa.Column("id", BigId, autoincrement=True, nullable=False),
+        sa.Column("account_id", sa.BigInteger(), nullable=False),
+        sa.Column("endpoint", sa.String(length=1000), nullable=False),
+        sa.Column("p256dh", sa.String(length=200), nullable=False),
+        sa.Column("auth", sa.String(length=100), nullable=False),
+        sa.Column("label", sa.String(length=80), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_account_devices_account_id_accounts")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_account_devices")),
+        sa.UniqueConstraint(
+            "account_id", "endpoint", name=op.f("uq_account_devices_account_id_endpoint")
+        ),
+    )
+    op.create_table(
         "payment_customers",
         sa.Column("account_id", sa.BigInteger(), nullable=False),
         sa.Column("provider", sa.String(length=16), nullable=False),
@@ -124,6 +141,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_saved_cards_account_id"), table_name="saved_cards")
     op.drop_table("saved_cards")
     op.drop_table("payment_customers")
+    op.drop_table("account_devices")
     op.drop_table("sign_in_attempts")
     op.drop_index(op.f("ix_account_logins_account_id"), table_name="account_logins")
     op.drop_table("account_logins")
