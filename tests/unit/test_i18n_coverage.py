@@ -32,9 +32,20 @@ METHODS = [
 
 
 def catalog_file(name: str) -> list[tuple[str | None, str, str]]:
+    """(context, English, translation) per entry; a plural entry gives one per form."""
     with (LOCALE / name).open("rb") as po:
         messages = read_po(po)
-    return [(m.context, str(m.id), str(m.string)) for m in messages if m.id and not m.fuzzy]
+    entries = []
+    for m in messages:
+        if not m.id or m.fuzzy:
+            continue
+        if isinstance(m.id, tuple):  # singular and plural, and a translation of each
+            strings = m.string if isinstance(m.string, tuple) else (m.string,)
+            entries.append((m.context, str(m.id[0]), str(strings[0] if strings else "")))
+            entries.append((m.context, str(m.id[1]), str(strings[-1] if strings else "")))
+        else:
+            entries.append((m.context, str(m.id), str(m.string)))
+    return entries
 
 
 def extracted() -> set[tuple[str | None, str]]:
@@ -43,8 +54,8 @@ def extracted() -> set[tuple[str | None, str]]:
     for _file, _line, message, _comments, context in extract_from_dir(
         ROOT, METHODS, keywords=keywords
     ):
-        text = message if isinstance(message, str) else message[0]
-        found.add((context, text))
+        for text in (message,) if isinstance(message, str) else message[:2]:
+            found.add((context, text))
     return found
 
 
