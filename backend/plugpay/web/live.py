@@ -12,9 +12,21 @@ from litestar.response import Redirect, Response, ServerSentEvent, ServerSentEve
 
 from plugpay.domain.errors import InvalidInput
 from plugpay.domain.session import FINAL_STATES as FINAL
+from plugpay.domain.tariff.display import DisplayItem
+from plugpay.services.live_pricing import LivePricing
 from plugpay.services.ports import PushSubscription, SessionRecord
 from plugpay.services.snapshots import snapshot
-from plugpay.web.context import Charging, OwnedSession, Pricing, Reservations, Tariffs, Web, page
+from plugpay.web.context import (
+    Charging,
+    OwnedSession,
+    Pricing,
+    Reservations,
+    Tariffs,
+    Web,
+    language,
+    page,
+)
+from plugpay.web.prices import price_display
 
 Req = Request[Any, Any, Any]
 KEEPALIVE_SECONDS = 15.0
@@ -24,9 +36,13 @@ CLOSE = ServerSentEventMessage(data="", event="close")
 
 
 @get("/s/{session_id:str}")
-async def session_page(request: Req, session: OwnedSession, tariffs: Tariffs, web: Web) -> Template:
-    """kWh, power, elapsed time, cost so far and hold remaining; live over SSE."""
+async def session_page(
+    request: Req, session: OwnedSession, tariffs: Tariffs, pricing: Pricing, web: Web
+) -> Template:
+    """kWh, power, elapsed time, cost so far and hold remaining; live over SSE. The
+    idle fee, if the session's tariff has one, is announced before it applies."""
     place = await tariffs.place(session.charger_id, session.connector_id)
+    idle = await _idle_fee(request, session, pricing)
     return page(
         request,
         "session.html",
@@ -36,14 +52,30 @@ async def session_page(request: Req, session: OwnedSession, tariffs: Tariffs, we
         connector_url=_connector_url(session),
         site_name=place.site_name if place else None,
         vapid_key=web.push_key,
+        idle_fee=idle,
     )
+
+
+async def _idle_fee(request: Req, record: SessionRecord, pricing: LivePricing) -> list[DisplayItem]:
+    """The session's idle-fee prices (time plugged in without charging), as the
+    connector page showed them."""
+    tariff = await pricing.tariff_of(record)
+    shown = price_display(tariff, language(request), record.time_zone)
+    return [item for item in shown.items if item.kind == "PARKING_TIME"]
 
 
 def _connector_url(record: Any) -> str:
     return f"/c/{record.charger_id}/{record.connector_id}"
 
 
-def _render(request: Req, record: SessionRecord, live: dict[str, Any], *, actions: bool) -> str:
+def _render(
+    request: Req,
+    record: SessionRecord,
+    live: dict[str, Any],
+    *,
+    actions: bool,
+    idle_fee: list[DisplayItem],
+) -> str:
     """One update; with ``actions`` the action bar too (swapped out of band): only when
     the state changed, so a button keeps its focus and its question between readings."""
     template = request.app.template_engine.get_template("_live.html")  # type: ignore[union-attr]
@@ -54,6 +86,7 @@ def _render(request: Req, record: SessionRecord, live: dict[str, Any], *, action
         session_id=record.id,
         connector_url=_connector_url(record),
         oob=actions,
+        idle_fee=idle_fee,
     ).context
     return str(template.render(**context))
 
@@ -62,6 +95,7 @@ def _render(request: Req, record: SessionRecord, live: dict[str, Any], *, action
 async def session_events(request: Req, session: OwnedSession, pricing: Pricing) -> ServerSentEvent:
     """Server-Sent Events: a full snapshot per update; resumes with Last-Event-ID."""
     record, session_id = session, session.id
+    idle = await _idle_fee(request, record, pricing)
     subscription = await pricing.watch(session_id)
     last_seen = request.headers.get("last-event-id")
 
@@ -72,7 +106,7 @@ async def session_events(request: Req, session: OwnedSession, pricing: Pricing) 
             if str(live["id"]) != last_seen:
                 # The page may be older than this: its action bar comes along.
                 yield ServerSentEventMessage(
-                    data=_render(request, record, live, actions=True),
+                    data=_render(request, record, live, actions=True, idle_fee=idle),
                     event="update",
                     id=live["id"],
                 )
@@ -93,7 +127,7 @@ async def session_events(request: Req, session: OwnedSession, pricing: Pricing) 
                 version = event["id"]
                 changed, shown = event["state"] != shown, event["state"]
                 yield ServerSentEventMessage(
-                    data=_render(request, record, event, actions=changed),
+                    data=_render(request, record, event, actions=changed, idle_fee=idle),
                     event="update",
                     id=event["id"],
                 )
