@@ -35,7 +35,7 @@ async def test_the_live_page_announces_the_idle_fee(server: RunningServer) -> No
     try:
         with_fee = await _charging(server, phone, 1)
         page = (await phone.client.get(f"/s/{with_fee}")).text
-        assert 'id="idle-fee"' in page and "€0.119 / min" in page and "07:00–21:00" in page
+        assert 'id="idle-fee"' in page and "€0.119 / min" in page and "07:00\u201321:00" in page
         assert 'id="idle-now"' in page  # the car draws no power: it applies now
 
         without = await _charging(server, phone, 2)
