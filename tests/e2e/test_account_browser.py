@@ -96,7 +96,8 @@ async def test_sign_in_save_a_card_start_with_one_tap_and_sign_out(
         await page.fill('input[name="password"]', "any")
         await page.click('button[type="submit"]')
         await page.click('button[type="submit"]')  # consent
-        await page.wait_for_url(f"{site.http_url}/me")
+        await page.wait_for_url(f"{site.http_url}/c/CP-1/1")  # back where the driver was
+        await page.goto(f"{site.http_url}/me")
         assert "Driver dana" in await page.inner_text("main")
         assert words[1] in await page.inner_text("header")
         await snap(page, f"account-{lang}-2-me")

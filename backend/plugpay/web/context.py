@@ -219,6 +219,7 @@ def page(request: Req, name: str, status_code: int = 200, **context: Any) -> Tem
             "problem": lambda text: problem_text(text, lang),
             "csrf_token": csrf_token(request),
             "driver": principal.account if isinstance(principal, Driver) else None,
+            "here": request.url.path,
             **context,
         },
     )
