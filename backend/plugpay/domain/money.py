@@ -126,6 +126,41 @@ def allocate_rounded(
     return result, total
 
 
+def allocate_pinned(
+    amounts: Sequence[Decimal],
+    places: int,
+    pinned: Sequence[bool],
+    floors: Sequence[Decimal] | None = None,
+    remainders: Sequence[Decimal] | None = None,
+) -> tuple[list[Decimal], Decimal]:
+    """:func:`allocate_rounded`, but the ``pinned`` amounts keep their own half-up
+    rounding (a session fee shown as €0.60 stays €0.60 on the receipt) and the other
+    figures take up the difference to the rounded total, each still within one minor
+    unit of its exact value. Where they cannot, it is :func:`allocate_rounded`."""
+    result, total = allocate_rounded(amounts, places, floors, remainders)
+    if not any(pinned) or all(pinned):
+        return result, total
+    quantum = _QUANTA.get(places) or Decimal(1).scaleb(-places)
+    fixed = {i: round_decimal(a, places) for i, a in enumerate(amounts) if pinned[i]}
+    free = [i for i in range(len(amounts)) if not pinned[i]]
+    base = [round_down(amounts[i], places) for i in free]
+    missing = total - sum(fixed.values(), _ZERO) - sum(base, _ZERO)
+    count = int(missing.scaleb(places))
+    if not 0 <= count <= len(free):
+        return result, total
+    order = sorted(range(len(free)), key=lambda k: amounts[free[k]] - base[k], reverse=True)
+    for k in order[:count]:
+        base[k] += quantum
+    if any(abs(base[k] - amounts[i]) >= quantum for k, i in enumerate(free)):
+        return result, total
+    pinned_result = list(result)
+    for i, value in fixed.items():
+        pinned_result[i] = value
+    for k, i in enumerate(free):
+        pinned_result[i] = base[k]
+    return pinned_result, total
+
+
 @dataclass(frozen=True, slots=True, order=False)
 class Money:
     """An amount of money: integer minor units (cents, yen, fils) and a currency."""

@@ -22,7 +22,11 @@ to the currency; line amounts are the exact line amounts allocated so that
 they add up to it exactly (:func:`plugpay.domain.money.allocate_rounded`), each
 within one minor unit of its exact value. This reproduces the OCPI examples'
 totals (e.g. 2.875 + 3.30 + 4.125 = 10.30 incl. VAT, where rounding each line
-half-up first would give 10.31).
+half-up first would give 10.31). The session fee (FLAT) line keeps its own
+half-up rounding, the figure the price page showed (0.50 + 19 % = €0.60, never
+€0.59), and the other lines take up the difference
+(:func:`plugpay.domain.money.allocate_pinned`); only where they cannot, within
+their one minor unit, does the fee move too.
 
 min_price / max_price (both excl. and incl. VAT apply, OCPI Tariff note):
 an adjustment line (MIN_PRICE or MAX_PRICE) brings each total to the bound.
@@ -35,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import ROUND_CEILING, Decimal
 
-from plugpay.domain.money import allocate_rounded, round_decimal, round_down
+from plugpay.domain.money import allocate_pinned, round_decimal, round_down
 from plugpay.domain.tariff.breakdown import MIN_PRICE, PriceBreakdown, PriceLine
 from plugpay.domain.tariff.restrictions import ENERGY, FLAT, LineGroup, PriceBound, PricingPlan
 
@@ -122,11 +126,15 @@ def settle(
         incl_floors.append(row[6])
         incl_remainders.append(row[7])
 
-    excl_amounts, total_excl = allocate_rounded(excl, exponent, excl_floors, excl_remainders)
+    # A session fee is a price the driver saw as such: its line keeps its own rounding.
+    pinned = [row[8].kind == FLAT for row in rows]
+    excl_amounts, total_excl = allocate_pinned(excl, exponent, pinned, excl_floors, excl_remainders)
     incl_amounts: Sequence[Decimal | None]
     total_incl: Decimal | None
     if plan.with_vat:
-        incl_amounts, total_incl = allocate_rounded(incl, exponent, incl_floors, incl_remainders)
+        incl_amounts, total_incl = allocate_pinned(
+            incl, exponent, pinned, incl_floors, incl_remainders
+        )
     else:
         incl_amounts, total_incl = [None] * len(rows), None
     lines: list[PriceLine] = []
