@@ -20,7 +20,7 @@ from plugpay.limits.memory import MemoryRateLimiter
 from plugpay.limits.redis import RedisRateLimiter
 from plugpay.live.memory import MemoryLiveBus
 from plugpay.live.redis import RedisLiveBus
-from plugpay.notify.receipts import receipt_notification
+from plugpay.notify.receipts import idle_notification, receipt_notification
 from plugpay.notify.webpush import WebPushSender, load_or_create_dev_key
 from plugpay.ocpp.registry import ConnectionRegistry, LocalChargerLink
 from plugpay.ocpp.relay import RedisChargerLink
@@ -257,6 +257,7 @@ def build_runtime(
             format_money(total.minor, total.currency, lang), url, lang
         ),
         accounts=SqlAccountStore(db),
+        idle_text=idle_notification,
     )
     deadlines = DeadlineSweeper(uow, settlement, bus, timeouts)
     refunds = RefundService(uow, payments)
@@ -326,6 +327,7 @@ def build_runtime(
         JobKind.SESSION_STOP: charging.run_stop,
         JobKind.LATE_STOP: charging.run_late_stop,
         JobKind.TRANSACTION_STARTED: charging.run_transaction_started,
+        JobKind.IDLE_NOTICE: settlement.run_idle_notice,
         JobKind.TRANSACTION_ENDED: settlement.run_transaction_ended,
         JobKind.CAPTURE: settlement.run_capture,
         JobKind.RELEASE: settlement.run_release,

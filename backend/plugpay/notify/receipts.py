@@ -10,6 +10,18 @@ _TEXTS = {
 }
 
 
+_IDLE = {
+    "en": (
+        "Your car has stopped charging",
+        "An idle fee of {price} applies while it stays plugged in.",
+    ),
+    "de": (
+        "Ihr Auto lädt nicht mehr",
+        "Solange es angesteckt bleibt, fällt eine Blockiergebühr von {price} an.",
+    ),
+}
+
+
 def _language(lang: str) -> str:
     """The supported language of a tag: de, de-AT, de_CH → de; anything else → en."""
     primary = lang.strip().replace("_", "-").split("-", 1)[0].lower()
@@ -32,4 +44,18 @@ def receipt_notification(total_text: str, session_url: str, lang: str) -> dict[s
         "body": body.format(total=total_text),
         "url": session_url,
         "tag": f"plugpay-receipt:{path}",
+    }
+
+
+def idle_notification(price_text: str, session_url: str, lang: str) -> dict[str, str]:
+    """The Web Push payload when the car stops drawing power and an idle fee applies:
+    *price_text* as the price page shows it ("€0.119 / min"); tapping leads to the
+    live page (*session_url*), where the driver can stop."""
+    title, body = _IDLE[_language(lang)]
+    path = urlsplit(session_url).path or session_url
+    return {
+        "title": title,
+        "body": body.format(price=price_text),
+        "url": session_url,
+        "tag": f"plugpay-idle:{path}",
     }

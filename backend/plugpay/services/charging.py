@@ -221,6 +221,14 @@ class ChargingService:
                 ),
             )
 
+    async def notice_idle(self, session_id: str) -> None:
+        """The car stopped drawing power and the tariff has an idle fee: tell the driver
+        by push (job ``session.idle_notice``; its key makes it once per session)."""
+        async with self.uow() as uow:
+            await uow.jobs.add(
+                NewJob(JobKind.IDLE_NOTICE, f"idle:{session_id}", session_id=session_id)
+            )
+
     async def charger_back(self, charger_id: str) -> None:
         """A charger (re)connected or booted: what waits for it goes out now."""
         async with self.uow() as uow:

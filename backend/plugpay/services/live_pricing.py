@@ -18,6 +18,7 @@ from decimal import Decimal
 from plugpay.domain.metering import register_flag
 from plugpay.domain.session import Reason, SessionState, Timeouts, must_stop_for_hold
 from plugpay.domain.tariff import IncrementalPricer, PriceBreakdown, Sample, Tariff, price_session
+from plugpay.domain.tariff.model import Dimension
 from plugpay.services.charging import ChargingService
 from plugpay.services.ports import (
     FlaggedSample,
@@ -42,6 +43,11 @@ def to_sample(reading: Reading) -> Sample:
     return Sample(
         at=reading.at, energy_wh=reading.energy_wh, charging=charging, power_w=reading.power_w
     )
+
+
+def has_idle_fee(tariff: Tariff) -> bool:
+    """Whether time plugged in without charging costs anything (a PARKING_TIME price)."""
+    return any(e.component(Dimension.PARKING_TIME) is not None for e in tariff.elements)
 
 
 def with_meter_stop(readings: list[Reading], info: TransactionInfo | None) -> list[Reading]:
@@ -74,6 +80,7 @@ class LivePricing:
     # transaction -> (session id or None, when a None was looked up)
     _session_of_tx: dict[int, tuple[str | None, float]] = field(default_factory=dict)
     _charging: dict[str, SessionRecord] = field(default_factory=dict)
+    _idle_told: set[str] = field(default_factory=set)  # the job's key makes it once anyway
 
     async def current(self, session_id: str) -> SessionRecord | None:
         """The session as stored now (what a live page shows first)."""
@@ -117,9 +124,14 @@ class LivePricing:
         )
         if updated is None:  # settled or stopped meanwhile
             self._charging.pop(record.id, None)
+            self._idle_told.discard(record.id)
             return
         record = self._charging[record.id] = updated
         await self.live.publish(record.id, snapshot(record))
+        if last.power_w == 0 and record.state == S.CHARGING and record.id not in self._idle_told:
+            self._idle_told.add(record.id)
+            if has_idle_fee(await self.tariff_of(record)):
+                await self.charging.notice_idle(record.id)
         rate = self._rate(record.id, last.at, cost)
         if record.state == S.CHARGING and must_stop_for_hold(cost, record.hold_minor, rate):
             # A unit of work and a queued command: the charger's answer to this

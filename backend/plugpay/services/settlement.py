@@ -20,6 +20,9 @@ from plugpay.domain.ledger import captured, released, vat_share
 from plugpay.domain.money import Money
 from plugpay.domain.session import Reason, SessionState, Timeouts, deadline_for
 from plugpay.domain.tariff import PriceBreakdown, breakdown_to_record
+from plugpay.domain.tariff.display import display_tariff
+from plugpay.domain.tariff.model import Dimension
+from plugpay.domain.tariff.now import price_now
 from plugpay.services.charging import ChargingService
 from plugpay.services.jobs import GiveUp, RetryLater, backoff
 from plugpay.services.live_pricing import LivePricing
@@ -48,6 +51,7 @@ MAX_RETRY_SECONDS = 600.0
 RUNNING = frozenset({S.AUTHORIZED, S.STARTING, S.CHARGING, S.STOPPING})
 # (total, receipt URL, language) -> the notification's payload
 ReceiptText = Callable[[Money, str, str], dict[str, Any]]
+IdleText = Callable[[str, str, str], dict[str, Any]]  # (price, live page URL, language)
 
 
 def vat_minor(breakdown: PriceBreakdown) -> int:
@@ -72,6 +76,7 @@ class SettlementService:
     public_url: str = "http://127.0.0.1:8000"
     receipt_text: ReceiptText | None = None
     accounts: AccountStore | None = None  # a signed-in driver's devices get receipts too
+    idle_text: IdleText | None = None
 
     # -- the transaction is over ------------------------------------------------
     async def run_transaction_ended(self, job: Job) -> None:
@@ -308,6 +313,50 @@ class SettlementService:
             return
         await uow.jobs.add(NewJob(JobKind.RECEIPT, f"receipt:{record.id}", session_id=record.id))
 
+    async def run_idle_notice(self, job: Job) -> None:
+        """The car stopped drawing power while an idle fee applies: one Web Push to the
+        session's subscriptions and the account's devices (job ``session.idle_notice``)."""
+        if self.push is None or self.idle_text is None:
+            return
+        record = await self.store.get(str(job.session_id))
+        if record is None or record.state != S.CHARGING:
+            return  # stopped meanwhile: nothing to warn of
+        tariff = await self.pricing.tariff_of(record)
+        now = utcnow()
+        elapsed = now - (record.started_at or now)
+        if (
+            Dimension.PARKING_TIME
+            not in price_now(tariff, record.time_zone, now, elapsed, record.energy_wh).elements
+        ):
+            return  # no idle fee at this hour, or not yet for this session
+        shown = display_tariff(
+            tariff, locale=record.lang, tz=record.time_zone, example_start=utcnow()
+        )
+        prices = [item.amount for item in shown.items if item.kind == "PARKING_TIME"]
+        if not prices:
+            return
+        payload = self.idle_text(prices[0], f"{self.public_url}/s/{record.id}", record.lang)
+        await self._push(record, payload)
+
+    async def _push(self, record: SessionRecord, payload: dict[str, Any]) -> None:
+        """One message to every subscription of the session and every device of its
+        account, each endpoint once; an endpoint the push service calls gone is pruned."""
+        assert self.push is not None
+        subscriptions = {s.endpoint: s for s in await self.store.push_subscriptions(record.id)}
+        account_id = record.account_id
+        if account_id is not None and self.accounts is not None:
+            for device in await self.accounts.devices(account_id):
+                subscriptions.setdefault(
+                    device.endpoint, PushSubscription(device.endpoint, device.p256dh, device.auth)
+                )
+        for subscription in subscriptions.values():
+            outcome = await self.push.send(subscription, payload)
+            if outcome == "gone":
+                await self.store.remove_push_subscription(record.id, subscription.endpoint)
+                if account_id is not None:
+                    async with self.uow() as uow:
+                        await uow.accounts.forget_endpoint(account_id, subscription.endpoint)
+
     async def run_receipt(self, job: Job) -> None:
         """One Web Push with the total to every subscription of the session (job
         ``receipt.push``; the job is done once, so the receipt is sent once)."""
@@ -317,24 +366,10 @@ class SettlementService:
         record = await self.store.get(session_id)
         if record is None:
             return
-        subscriptions = {s.endpoint: s for s in await self.store.push_subscriptions(session_id)}
-        account_id = record.account_id
-        if account_id is not None and self.accounts is not None:
-            for device in await self.accounts.devices(account_id):
-                subscriptions.setdefault(
-                    device.endpoint, PushSubscription(device.endpoint, device.p256dh, device.auth)
-                )
-        if not subscriptions:
-            return
         total = Money(record.captured_minor or 0, record.currency)
-        payload = self.receipt_text(total, f"{self.public_url}/r/{session_id}", record.lang)
-        for subscription in subscriptions.values():  # each endpoint once
-            outcome = await self.push.send(subscription, payload)
-            if outcome == "gone":  # pruned, from the session and from the account
-                await self.store.remove_push_subscription(session_id, subscription.endpoint)
-                if account_id is not None:
-                    async with self.uow() as uow:
-                        await uow.accounts.forget_endpoint(account_id, subscription.endpoint)
+        await self._push(
+            record, self.receipt_text(total, f"{self.public_url}/r/{session_id}", record.lang)
+        )
         async with self.uow() as uow:
             current = await uow.sessions.get(session_id)
             if current is not None:

@@ -30,12 +30,19 @@ def _elements(active: Active) -> dict[Dimension, int]:
     return {c.dimension: c.element_index for c in found if c is not None}
 
 
-def price_now(tariff: Tariff, tz: tzinfo | str, at: datetime) -> PriceNow:
-    """``at`` is aware (an instant)."""
+def price_now(
+    tariff: Tariff,
+    tz: tzinfo | str,
+    at: datetime,
+    elapsed: timedelta = timedelta(0),
+    energy_wh: int = 0,
+) -> PriceNow:
+    """``at`` is aware (an instant); ``elapsed`` and ``energy_wh`` say how far a running
+    session has come (a new one by default)."""
     plan = PricingPlan(tariff, resolve_tz(tz))
     start = (
-        plan.duration_band(0),
-        plan.kwh_band(0),
+        plan.duration_band(int(elapsed.total_seconds() * 1_000_000)),
+        plan.kwh_band(energy_wh * 1_000_000),
         plan.power_band(None),
         plan.current_band(None),
     )

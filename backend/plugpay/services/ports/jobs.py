@@ -21,6 +21,7 @@ class JobKind(StrEnum):
     REFUND = "payment.refund"
     WEBHOOK = "webhook.process"
     RECEIPT = "receipt.push"
+    IDLE_NOTICE = "session.idle_notice"  # the car stopped drawing power: the idle fee, by push
     CHARGER_BACK = "charger.back"  # a charger reconnected: re-send what waits for it
     # Periodic
     SWEEP_SESSIONS = "sweep.sessions"
