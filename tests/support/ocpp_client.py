@@ -12,6 +12,7 @@ import base64
 import itertools
 import json
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import websockets
@@ -166,3 +167,15 @@ async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+def tag_status(info: dict[str, Any]) -> dict[str, Any]:
+    """idTagInfo / idTokenInfo without the cache expiry an accepted tag carries (which
+    must be there, within a day from now)."""
+    rest = dict(info)
+    until = rest.pop("expiryDate", None) or rest.pop("cacheExpiryDateTime", None)
+    if rest.get("status") == "Accepted":
+        assert until is not None, info
+        when = datetime.fromisoformat(str(until).replace("Z", "+00:00"))
+        assert datetime.now(UTC) < when <= datetime.now(UTC) + timedelta(days=1, minutes=1)
+    return rest

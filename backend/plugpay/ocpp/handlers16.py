@@ -40,9 +40,7 @@ async def on_status_notification(conn: ChargerConnection, p: dict[str, Any]) -> 
 
 
 async def on_authorize(conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "idTagInfo": {"status": await conn.services.chargers.authorize(p["idTag"], conn.charger_id)}
-    }
+    return {"idTagInfo": await conn.services.chargers.tag_info(p["idTag"], conn.charger_id, "1.6")}
 
 
 async def on_start_transaction(conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
@@ -53,8 +51,8 @@ async def on_start_transaction(conn: ChargerConnection, p: dict[str, Any]) -> di
         at=parse_timestamp(p["timestamp"]),
         meter_start_wh=register(p["meterStart"], "meterStart"),
     )
-    pk, status = await conn.services.transactions.start_16(start)
-    return {"transactionId": pk, "idTagInfo": {"status": status}}
+    pk, info = await conn.services.transactions.start_16(start)
+    return {"transactionId": pk, "idTagInfo": info}
 
 
 async def on_meter_values(conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:

@@ -48,8 +48,8 @@ async def on_status_notification(conn: ChargerConnection, p: dict[str, Any]) -> 
 
 
 async def on_authorize(conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:
-    status = await conn.services.chargers.authorize(p["idToken"]["idToken"], conn.charger_id)
-    return {"idTokenInfo": {"status": status}}
+    token = p["idToken"]["idToken"]
+    return {"idTokenInfo": await conn.services.chargers.tag_info(token, conn.charger_id, "2.0.1")}
 
 
 async def on_transaction_event(conn: ChargerConnection, p: dict[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,9 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from plugpay.domain.errors import InvalidInput
@@ -164,6 +165,15 @@ class ChargerService:
         ``charger_id`` (a session token works at its own charger only, until revoked)."""
         return await self.store.id_tag_status(id_tag, charger_id)
 
+    async def tag_info(self, id_tag: str, charger_id: str, version: str) -> dict[str, Any]:
+        """What Authorize (and a transaction's start) answers for a tag: idTagInfo (1.6)
+        or idTokenInfo (2.0.1), an accepted one with how long the charger may cache
+        it; a tag never seen is kept for an operator to review."""
+        status, expires = await self.store.id_tag_lookup(id_tag, charger_id)
+        if status == "Unknown":
+            await self.store.add_review(charger_id, "unknown_id_tag", {"id_tag": id_tag[:36]})
+        return tag_info(status, expires, version)
+
     async def add_id_tag(
         self, id_tag: str, status: str = "Accepted", note: str | None = None
     ) -> None:
@@ -177,3 +187,26 @@ class ChargerService:
     async def report(self, charger_id: str, kind: str, detail: dict[str, object]) -> None:
         """Keep something a charger said for an operator to review."""
         await self.store.add_review(charger_id, kind, dict(detail))
+
+
+# How long a charger may keep an accepted tag in its authorisation cache.
+TAG_CACHE = timedelta(hours=24)
+_OCPP16 = {"NoCredit": "Blocked", "Unknown": "Invalid"}
+
+
+def tag_info(status: str, expires: datetime | None, version: str) -> dict[str, Any]:
+    """idTagInfo (1.6: no NoCredit or Unknown, Blocked and Invalid instead) or
+    idTokenInfo (2.0.1); an accepted tag carries its cache expiry."""
+    until = datetime.now(UTC) + TAG_CACHE
+    if expires is not None and expires < until:
+        until = expires
+    stamp = until.isoformat(timespec="seconds").replace("+00:00", "Z")
+    if version == "1.6":
+        info: dict[str, Any] = {"status": _OCPP16.get(status, status)}
+        if info["status"] == "Accepted":
+            info["expiryDate"] = stamp
+        return info
+    info = {"status": status}
+    if status == "Accepted":
+        info["cacheExpiryDateTime"] = stamp
+    return info

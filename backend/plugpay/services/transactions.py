@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from plugpay.domain.metering import MeterSample, register_flag
+from plugpay.services.chargers import tag_info
 from plugpay.services.ports import (
     ChargerStore,
     EventInput,
@@ -83,14 +84,15 @@ class TransactionService:
     async def id_tag_info(self, id_tag: str | None, charger_id: str) -> dict[str, Any] | None:
         if id_tag is None:
             return None
-        return {"status": await self.chargers.id_tag_status(id_tag, charger_id)}
+        status, expires = await self.chargers.id_tag_lookup(id_tag, charger_id)
+        return tag_info(status, expires, "1.6")
 
     # -- OCPP 1.6 -----------------------------------------------------------
     async def start_16(
         self, start: StartInput, samples: Sequence[MeterSample] = ()
-    ) -> tuple[int, str]:
-        """Record a StartTransaction; (transactionId, idTag status). Repeats get the same id."""
-        status = await self.chargers.id_tag_status(start.id_tag, start.charger_id)
+    ) -> tuple[int, dict[str, Any]]:
+        """Record a StartTransaction; (transactionId, idTagInfo). Repeats get the same id."""
+        status, expires = await self.chargers.id_tag_lookup(start.id_tag, start.charger_id)
         begin = MeterSample(
             at=start.at, energy_wh=start.meter_start_wh, context="Transaction.Begin"
         )
@@ -99,7 +101,7 @@ class TransactionService:
         )
         if created:
             self._last[pk] = (start.at, start.meter_start_wh)
-        return pk, status
+        return pk, tag_info(status, expires, "1.6")
 
     async def stop_16(self, stop: StopInput, samples: Sequence[MeterSample]) -> dict[str, Any]:
         """Record a StopTransaction once; an unknown transaction is acked and kept for review."""
@@ -172,9 +174,8 @@ class TransactionService:
         """Apply a TransactionEvent once; a repeat (same transaction, seqNo) is answered alike."""
         response: dict[str, Any] = {}
         if event.id_tag is not None:
-            response["idTokenInfo"] = {
-                "status": await self.chargers.id_tag_status(event.id_tag, event.charger_id)
-            }
+            status, expires = await self.chargers.id_tag_lookup(event.id_tag, event.charger_id)
+            response["idTokenInfo"] = tag_info(status, expires, "2.0.1")
         ref = await self.store.find_by_ocpp_id(event.charger_id, event.ocpp_transaction_id)
         if event.event_type == "Updated" and ref is not None and event.id_tag is None:
             # The hot path: readings only, buffered and group-committed. An update

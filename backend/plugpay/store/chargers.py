@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from plugpay.domain.errors import AlreadyExists
@@ -16,7 +16,18 @@ from plugpay.store.batches import one_row
 from plugpay.store.database import Database
 from plugpay.store.writer import BatchWriter
 
-_ID_TAG = select(t.id_tags).where(t.id_tags.c.id_tag == bindparam("id_tag"))
+_CARD = t.saved_cards
+# The tag, and whether its account has a card to charge (a default saved card).
+_ID_TAG = select(
+    t.id_tags,
+    exists()
+    .where(
+        _CARD.c.account_id == t.id_tags.c.account_id,
+        _CARD.c.is_default.is_(True),
+        _CARD.c.removed_at.is_(None),
+    )
+    .label("has_card"),
+).where(t.id_tags.c.id_tag == bindparam("id_tag"))
 
 
 def now() -> datetime:
@@ -264,17 +275,27 @@ class SqlChargerStore:
             )
 
     async def id_tag_status(self, id_tag: str, charger_id: str | None = None) -> str:
+        status = (await self.id_tag_lookup(id_tag, charger_id))[0]
+        return "Invalid" if status == "Unknown" else status
+
+    async def id_tag_lookup(
+        self, id_tag: str, charger_id: str | None = None
+    ) -> tuple[str, datetime | None]:
         # Read on every Authorize and every event with an idToken, never cached (a
         # session's token is revoked when it ends): one statement compiled once.
         row = await self.writer.run(one_row(_ID_TAG, {"id_tag": id_tag}), write=False)
         if row is None:
-            return "Invalid"
+            return "Unknown", None
         if row["charger_id"] is not None and row["charger_id"] != charger_id:
-            return "Invalid"  # a paid session's token, shown at another charger
+            return "Invalid", None  # a paid session's token, shown at another charger
         expires = aware(row["expires_at"])
         if expires is not None and expires < now():
-            return "Expired"
-        return str(row["status"])
+            return "Expired", expires
+        status = str(row["status"])
+        billed = row["account_id"] is not None or row["group_name"] is not None
+        if status == "Accepted" and billed and not row["has_card"]:
+            return "NoCredit", expires  # a driver's card with nothing to charge
+        return status, expires
 
     async def add_id_tag(
         self, id_tag: str, status: str = "Accepted", note: str | None = None

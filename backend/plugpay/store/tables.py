@@ -166,6 +166,12 @@ id_tags = Table(
     Column("charger_id", String(48), nullable=True),
     Column("note", String(200), nullable=True),
     Column("created_at", utc(), nullable=False),
+    # An RFID card: the driver's account it charges (its default saved card), the
+    # driver group a station owner issued it to, and what the driver calls it.
+    Column("account_id", BigInteger, ForeignKey("accounts.id"), nullable=True),
+    Column("group_name", String(32), nullable=True),
+    Column("label", String(60), nullable=True),
+    Index("ix_id_tags_account_id", "account_id"),
 )
 
 review_items = Table(

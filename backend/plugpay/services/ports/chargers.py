@@ -90,8 +90,15 @@ class ChargerStore(Protocol):
     ) -> None: ...
     async def record_firmware_status(self, charger_id: str, status: str, at: datetime) -> None: ...
     async def id_tag_status(self, id_tag: str, charger_id: str | None = None) -> str:
-        """Accepted / Blocked / Expired / Invalid, as the tag would be at ``charger_id``
-        (a paid session's token is valid at its own charger only)."""
+        """Accepted / Blocked / Expired / Invalid / NoCredit, as the tag would be at
+        ``charger_id`` (a paid session's token is valid at its own charger only)."""
+        ...
+
+    async def id_tag_lookup(
+        self, id_tag: str, charger_id: str | None = None
+    ) -> tuple[str, datetime | None]:
+        """The status as OCPP 2.0.1 names it (Unknown for a tag never seen, NoCredit for
+        a driver's card with no saved card to charge), and the tag's expiry."""
         ...
 
     async def add_id_tag(
