@@ -42,6 +42,7 @@ from plugpay.services.ports.jobs import Job, JobKind, NewJob
 from plugpay.services.receipts import Operator, ReceiptService
 from plugpay.services.refunds import RefundService
 from plugpay.services.reservations import ReservationService
+from plugpay.services.rfid import RfidService
 from plugpay.services.settlement import SettlementService
 from plugpay.services.tariffs import TariffService
 from plugpay.services.transactions import TransactionService
@@ -54,6 +55,7 @@ from plugpay.store.demo_payments import SqlDemoPaymentStore
 from plugpay.store.jobs import SqlJobQueue
 from plugpay.store.messages import SqlMessageLog
 from plugpay.store.payments import SqlLedgerQueries
+from plugpay.store.rfid import SqlRfidStore
 from plugpay.store.sessions import SqlSessionStore
 from plugpay.store.tariffs import SqlTariffStore
 from plugpay.store.transactions import SqlTransactionStore
@@ -265,6 +267,18 @@ def build_runtime(
     transactions = TransactionService(transaction_store, charger_store, listener=pricing)
     chargers = ChargerService(charger_store, Argon2Hasher(), settings.heartbeat_interval)
     chargers.on_back = charging.charger_back
+    rfid = RfidService(
+        uow,
+        SqlRfidStore(db),
+        session_store,
+        SqlAccountStore(db),
+        SqlCardStore(db),
+        reservations,
+        payments,
+        bus,
+        timeouts,
+    )
+    charging.card_start = rfid.start_from_card
     services = Services(
         chargers=chargers,
         transactions=transactions,
@@ -297,6 +311,7 @@ def build_runtime(
         ),
         groups=GroupService(uow, SqlAccountStore(db)),
         history=HistoryService(session_store, ledger),
+        rfid=rfid,
         cards=SavedCardService(
             uow,
             SqlCardStore(db),

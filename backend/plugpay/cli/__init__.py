@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from plugpay.cli import charger, db, demo, group, jobs, refund, serve, sim, tariff
+from plugpay.cli import charger, db, demo, group, jobs, refund, rfid, serve, sim, tariff
 from plugpay.cli.common import CliError
 from plugpay.config import ConfigError
 from plugpay.domain.errors import PlugpayError
@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="plugpay", description="Pay-to-charge for electric vehicles."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, demo, db, charger, tariff, sim, jobs, refund, group):
+    for module in (serve, demo, db, charger, tariff, sim, jobs, refund, group, rfid):
         module.register(commands)
     return parser
 

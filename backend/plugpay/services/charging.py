@@ -9,6 +9,7 @@ charger reports is applied to its session from a durable job, exactly once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,6 +39,8 @@ class ChargingService:
     live: LiveBus
     timeouts: Timeouts
     sessions: SessionStore
+    # The charge an RFID card started (set in runtime.py: RfidService.start_from_card).
+    card_start: Callable[[int, str, datetime], Awaitable[object]] | None = None
 
     # -- start ------------------------------------------------------------------
     async def run_start(self, job: Job) -> None:
@@ -183,6 +186,9 @@ class ChargingService:
         record = await self.apply_started(transaction_pk, id_tag, started_at)
         if record is not None:
             await publish(self.live, record)
+        elif id_tag and self.card_start is not None:
+            # No session's token: perhaps a driver's RFID card (services/rfid.py).
+            await self.card_start(transaction_pk, str(id_tag), started_at)
 
     async def apply_started(
         self, transaction_pk: int, id_tag: str | None, started_at: datetime

@@ -16,6 +16,7 @@ from plugpay.services.live_pricing import LivePricing
 from plugpay.services.receipts import ReceiptService
 from plugpay.services.refunds import RefundService
 from plugpay.services.reservations import ReservationService
+from plugpay.services.rfid import RfidService
 from plugpay.services.settlement import SettlementService
 from plugpay.services.tariffs import TariffService
 from plugpay.services.transactions import TransactionService
@@ -41,4 +42,5 @@ class Services:
     groups: GroupService
     history: HistoryService
     cards: SavedCardService
+    rfid: RfidService
     push_key: str | None = None

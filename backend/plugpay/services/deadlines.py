@@ -75,7 +75,20 @@ class DeadlineSweeper:
         state = S(record.state)
         if state == S.CREATED:
             if now >= record.created_at + t.reservation:
-                return await cancel_reservation(uow, record, Reason.NOT_PAID_IN_TIME, t)
+                moved = await cancel_reservation(uow, record, Reason.NOT_PAID_IN_TIME, t)
+                if record.transaction_pk is not None:
+                    # An RFID card's charge whose hold never came: it stops now.
+                    await uow.jobs.add(
+                        NewJob(
+                            JobKind.LATE_STOP,
+                            f"late_stop:{record.transaction_pk}",
+                            {"transaction_pk": record.transaction_pk},
+                            session_id=record.id,
+                            charger_id=record.charger_id,
+                        )
+                    )
+                    await uow.sessions.alert(moved, "rfid_not_paid", {"why": "no hold in time"})
+                return moved
             return await self._later(uow, record, record.created_at + t.reservation)
         if state in (S.AUTHORIZED, S.STARTING):
             start_by = record.start_deadline or (record.authorized_at or now) + t.start

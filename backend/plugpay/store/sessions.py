@@ -91,6 +91,8 @@ _TRANSACTION_INFO = select(
     _TX.c.status,
     _TX.c.meter_start_wh,
     _TX.c.meter_stop_wh,
+    _TX.c.charger_id,
+    _TX.c.connector_id,
 ).where(_TX.c.id == bindparam("pk"))
 
 
@@ -102,6 +104,8 @@ def _transaction_info(row: RowMapping | Row) -> TransactionInfo:
         row["status"] == "ended",
         row["meter_start_wh"],
         row["meter_stop_wh"],
+        row["charger_id"],
+        row["connector_id"],
     )
 
 

@@ -19,6 +19,7 @@ from plugpay.store.cards import SqlCardRepository
 from plugpay.store.database import Database
 from plugpay.store.jobs import SqlJobRepository
 from plugpay.store.payments import SqlPaymentRepository
+from plugpay.store.rfid import SqlRfidRepository
 from plugpay.store.session_repository import SqlSessionRepository
 from plugpay.store.webhooks import SqlWebhookRepository
 
@@ -30,6 +31,7 @@ class SqlUnitOfWork:
     webhooks: SqlWebhookRepository
     accounts: SqlAccountRepository
     cards: SqlCardRepository
+    rfid: SqlRfidRepository
 
     def __init__(self, db: Database, on_jobs: Callable[[], None] | None = None) -> None:
         self.db = db
@@ -51,6 +53,7 @@ class SqlUnitOfWork:
         self.webhooks = SqlWebhookRepository(conn)
         self.accounts = SqlAccountRepository(conn)
         self.cards = SqlCardRepository(conn)
+        self.rfid = SqlRfidRepository(conn)
         return self
 
     async def __aexit__(

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Request, get, post
 from litestar.datastructures import Cookie
 from litestar.response import Redirect, Response
 
+from plugpay.domain.errors import InvalidInput
 from plugpay.services.accounts import AccountBusy, SignInResult, safe_return_path
 from plugpay.services.ports.accounts import ProviderUnavailable, SignInRefused
 from plugpay.services.principals import Driver, guest_of
@@ -25,6 +27,7 @@ from plugpay.web.context import (
     Cards,
     Histories,
     Reservations,
+    Rfid,
     SignedIn,
     SignIn,
     Web,
@@ -172,6 +175,34 @@ async def remove_device(device_id: int, driver: SignedIn, sign_in: SignIn) -> Re
     return Redirect("/me", status_code=303)
 
 
+@get("/me/rfid", include_in_schema=False)
+async def rfid_page(request: Req, driver: SignedIn, rfid: Rfid, cards: Cards) -> Response[Any]:
+    """The driver's RFID cards: link one (its number as printed), unlink one."""
+    return page(
+        request,
+        "rfid.html",
+        tags=await rfid.of_account(driver.account_id),
+        has_card=await cards.default(driver.account_id) is not None,
+        error=request.query_params.get("error"),
+    )
+
+
+@post("/me/rfid", include_in_schema=False)
+async def link_rfid(request: Req, driver: SignedIn, rfid: Rfid) -> Redirect:
+    form = await request.form()
+    try:
+        await rfid.link(driver.account_id, str(form.get("tag", "")), str(form.get("label", "")))
+    except InvalidInput as exc:
+        return Redirect(f"/me/rfid?error={quote(str(exc)[:200])}", status_code=303)
+    return Redirect("/me/rfid", status_code=303)
+
+
+@post("/me/rfid/{id_tag:str}/remove", include_in_schema=False)
+async def unlink_rfid(id_tag: str, driver: SignedIn, rfid: Rfid) -> Redirect:
+    await rfid.unlink(driver.account_id, id_tag)
+    return Redirect("/me/rfid", status_code=303)
+
+
 @get("/me/delete", include_in_schema=False)
 async def delete_page(request: Req, driver: SignedIn) -> Response[Any]:
     """What deleting the account removes and what it keeps; one button."""
@@ -208,6 +239,9 @@ DRIVER_ROUTES: list[Any] = [
     my_sessions,
     my_sessions_csv,
     remove_device,
+    rfid_page,
+    link_rfid,
+    unlink_rfid,
     delete_page,
     delete_account,
 ]

@@ -32,6 +32,7 @@ from plugpay.services.ports import SessionRecord
 from plugpay.services.principals import Driver, Principal, capability_hash, guest_of
 from plugpay.services.receipts import ReceiptService
 from plugpay.services.reservations import ReservationService
+from plugpay.services.rfid import RfidService
 from plugpay.services.tariffs import TariffService
 from plugpay.web import format as fmt
 from plugpay.web.i18n import (
@@ -78,6 +79,7 @@ Asking = NamedDependency[Principal]
 SignedIn = NamedDependency[Driver]
 Histories = NamedDependency[HistoryService]
 Cards = NamedDependency[SavedCardService]
+Rfid = NamedDependency[RfidService]
 OwnedSession = NamedDependency[SessionRecord]
 Connection = ASGIConnection[Any, Any, Any, Any]
 
@@ -161,6 +163,7 @@ def dependencies(services: Services, web: WebConfig) -> dict[str, Provide]:
         "driver": Provide(provide_driver),
         "history": constant(services.history),
         "cards": constant(services.cards),
+        "rfid": constant(services.rfid),
     }
 
 

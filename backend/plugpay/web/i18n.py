@@ -77,6 +77,12 @@ PROBLEMS: dict[str, str] = {
     "The payment amount does not match the hold.": N_(
         "The payment amount does not match the hold."
     ),
+    # plugpay.services.rfid: linking a card
+    "an RFID card number is 1-20 characters without spaces": N_(
+        "A card number is 1 to 20 characters, without spaces."
+    ),
+    "this number is not an RFID card": N_("This number is not an RFID card."),
+    "this card is linked to another account": N_("This card is linked to another account."),
     # plugpay.services.cards: saving a card
     "Your bank needs you to confirm this card.": N_("Your bank needs you to confirm this card."),
     "The card was not saved.": N_("The card was not saved."),

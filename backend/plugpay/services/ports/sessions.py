@@ -65,6 +65,8 @@ class TransactionInfo:
     ended: bool
     meter_start_wh: int | None = None
     meter_stop_wh: int | None = None
+    charger_id: str | None = None
+    connector_id: int | None = None
 
 
 class ConnectorTaken(Exception):

@@ -18,6 +18,7 @@ from plugpay.services.ports.accounts import AccountRepository
 from plugpay.services.ports.cards import CardRepository
 from plugpay.services.ports.jobs import JobRepository
 from plugpay.services.ports.ledger import PaymentRepository
+from plugpay.services.ports.rfid import RfidRepository
 from plugpay.services.ports.sessions import SessionRepository
 from plugpay.services.ports.webhooks import WebhookRepository
 
@@ -35,6 +36,8 @@ class UnitOfWork(Protocol):
     def accounts(self) -> AccountRepository: ...
     @property
     def cards(self) -> CardRepository: ...
+    @property
+    def rfid(self) -> RfidRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(
