@@ -140,6 +140,8 @@ class Runtime:
         s.settlement.payments = payments
         s.refunds.payments = payments
         s.webhooks.payments = payments
+        s.cards.payments = payments
+        s.rfid.payments = payments
 
     async def close(self) -> None:
         await self.writer.close()
@@ -343,6 +345,7 @@ def build_runtime(
         JobKind.LATE_STOP: charging.run_late_stop,
         JobKind.TRANSACTION_STARTED: charging.run_transaction_started,
         JobKind.IDLE_NOTICE: settlement.run_idle_notice,
+        JobKind.RECOVER_HOLD: reservations.run_recover_hold,
         JobKind.TRANSACTION_ENDED: settlement.run_transaction_ended,
         JobKind.CAPTURE: settlement.run_capture,
         JobKind.RELEASE: settlement.run_release,

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from plugpay.domain.session import Reason
+from plugpay.services.ports import PaymentUnavailable
+from plugpay.store import tables as t
 from support.accounts import AccountSite, account_site
 from support.driver import csrf_of, demo_site, eventually, running_sim, stop_sim
 
@@ -103,8 +108,9 @@ async def test_the_bank_checks_a_one_tap_hold_then_it_starts(site: AccountSite) 
         )
         assert approved.headers["location"] == "/me/cards?saved=1"
 
-        started = await one_tap(alice)
-        assert started.status_code == 303
+        tapped = await one_tap(alice)
+        assert re.fullmatch(r"/pay/[^/]+/return\?saved=1", tapped.headers["location"])
+        started = await alice.get(tapped.headers["location"])  # reads the hold: the bank
         assert re.fullmatch(r"/pay/[^?]+\?auth=1&saved=1", started.headers["location"])
         session_id = started.headers["location"].split("/")[2].split("?")[0]
         pay = await alice.get(started.headers["location"])
@@ -191,3 +197,62 @@ async def test_cards_are_their_owners_only_and_can_be_removed(site: AccountSite)
     finally:
         await alice.aclose()
         await bob.aclose()
+
+
+class AnswerLost:
+    """The real demo provider, but the first off-session hold's answer never arrives:
+    the hold is made (money held) and the server hears "unavailable"."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.lost = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    async def create_off_session_hold(self, request: Any, customer: str, method: str) -> Any:
+        state = await self.real.create_off_session_hold(request, customer, method)
+        if not self.lost:
+            self.lost += 1
+            raise PaymentUnavailable("the answer was lost (test)")
+        return state
+
+
+async def test_a_one_tap_hold_whose_answer_was_lost_is_found_and_released(
+    site: AccountSite,
+) -> None:
+    sim, task = await running_sim(site.server)
+    alice = await site.signed_in("alice")
+    runtime = site.server.runtime
+    real = runtime.payments
+    try:
+        await save_card(alice, "approve")
+        runtime.use_payments(AnswerLost(real))  # type: ignore[arg-type]
+        refused = await one_tap(alice)
+        assert refused.headers["location"].startswith("/c/CP-1/1?error=")
+        [record] = await runtime.session_store.of_owner((), await site.account_id("alice"))
+        assert record.state == "CANCELED" and record.payment_ref is None
+        # The connector is free at once; the held money is found once the reservation
+        # would have ended, and released.
+        assert (await runtime.services.reservations.connector("CP-1", 1)).availability == (
+            "available"
+        )
+        async with runtime.db.begin() as conn:
+            await conn.execute(
+                update(t.jobs)
+                .where(t.jobs.c.key == f"recover:{record.id}")
+                .values(run_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        runtime.services.worker.wake()
+
+        async def released() -> bool:
+            now = await runtime.session_store.get(record.id)
+            if now is None or now.payment_ref is None:
+                return False
+            return (await real.get(now.payment_ref)).status == "canceled"
+
+        await eventually(released)
+    finally:
+        runtime.use_payments(real)
+        await alice.aclose()
+        await stop_sim(sim, task)

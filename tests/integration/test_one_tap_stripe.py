@@ -101,8 +101,8 @@ async def test_a_card_that_needs_the_banks_check_then_starts(
     alice = await site.signed_in("alice")
     try:
         await add_card(site, alice, browser, CARD_NEEDS_3DS)
-        started = await one_tap(alice)
-        location = started.headers["location"]
+        tapped = await one_tap(alice)
+        location = (await alice.get(tapped.headers["location"])).headers["location"]
         assert re.fullmatch(r"/pay/[^?]+\?auth=1&saved=1", location), location
         session_id = location.split("/")[2].split("?")[0]
         pay = await alice.get(location)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from plugpay.crashpoints import crash_point
@@ -38,10 +39,10 @@ from plugpay.services.ports import (
     UnitOfWorkFactory,
 )
 from plugpay.services.ports.cards import SavedCard
-from plugpay.services.ports.jobs import JobKind, NewJob
+from plugpay.services.ports.jobs import Job, JobKind, NewJob
 from plugpay.services.ports.limits import RateLimiter
 from plugpay.services.principals import Principal
-from plugpay.services.session_moves import cancel_reservation, utcnow
+from plugpay.services.session_moves import cancel_reservation, release_hold, utcnow
 from plugpay.services.snapshots import publish
 from plugpay.services.tariffs import TariffService
 
@@ -54,6 +55,10 @@ IN_USE = {"Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Reserved"}
 
 class SessionUnavailable(InvalidInput):
     """The connector cannot take a new session now (message fit for the driver)."""
+
+
+# A one-tap hold lost on the way is looked for once the reservation has ended.
+RECOVER_AFTER = timedelta(minutes=1)
 
 
 class SavedCardDeclined(SessionUnavailable):
@@ -146,6 +151,18 @@ class ReservationService:
         now = utcnow()
         try:
             async with self.uow() as uow:
+                if card is not None:
+                    # An off-session hold is money held as soon as the provider says
+                    # yes: should its answer be lost, this job finds it and releases it.
+                    await uow.jobs.add(
+                        NewJob(
+                            JobKind.RECOVER_HOLD,
+                            f"recover:{session_id}",
+                            {"customer_ref": card.customer_ref, "method_ref": card.method_ref},
+                            session_id=session_id,
+                            run_at=now + self.timeouts.reservation + RECOVER_AFTER,
+                        )
+                    )
                 record = await uow.sessions.create(
                     {
                         "id": session_id,
@@ -199,8 +216,43 @@ class ReservationService:
             record = await uow.sessions.update(current, payment_ref=state.ref)
             await uow.payments.open(session_id, self.payments.name, state.ref, record.currency)
         if card is not None and state.status == "requires_capture":
-            record, _ = await self.confirm_payment(session_id)  # one tap: authorised now
+            with contextlib.suppress(PaymentUnavailable):  # the payment page reads it again
+                record, _ = await self.confirm_payment(session_id)  # one tap: authorised now
         return record
+
+    async def run_recover_hold(self, job: Job) -> None:
+        """A one-tap session that ended without its hold recorded (job
+        ``payment.recover_hold``): ask for the hold again with the same idempotency
+        key, which finds the one the provider made (or makes one), and release it."""
+        record = await self.store.get(str(job.session_id))
+        if record is None or record.payment_ref is not None:
+            return  # recorded: the session's own release or capture takes care of it
+        if record.state == S.CREATED:
+            raise PaymentUnavailable("the reservation is still open")  # look again later
+        request = HoldRequest(
+            record.id,
+            record.hold_minor,
+            record.currency,
+            f"Charging at {record.charger_id} connector {record.connector_id}",
+            f"{record.id}:hold",
+        )
+        try:
+            state = await self.payments.create_off_session_hold(
+                request, str(job.payload["customer_ref"]), str(job.payload["method_ref"])
+            )
+            ref: str | None = state.ref
+        except PaymentDeclined as exc:
+            ref = exc.payment_ref
+        if ref is None:
+            return
+        async with self.uow() as uow:
+            current = await uow.sessions.get(record.id)
+            if current is None or current.payment_ref is not None:
+                return
+            current = await uow.sessions.update(current, payment_ref=ref)
+            await uow.payments.open(current.id, self.payments.name, ref, current.currency)
+            await release_hold(uow, current, self.timeouts)
+        log.warning("session %s: a one-tap hold found after the fact, released", record.id)
 
     async def _declined(self, session_id: str, payment_ref: str | None) -> None:
         async with self.uow() as uow:

@@ -152,8 +152,11 @@ async def start(
     cookies = [cookie] if cookie else None
     if record.state != SessionState.CREATED:  # one tap, authorised: the live page
         return Redirect(f"/s/{record.id}", status_code=303, cookies=cookies)
-    target = f"/pay/{record.id}?auth=1&saved=1" if card is not None else f"/pay/{record.id}"
-    return Redirect(target, status_code=303, cookies=cookies)
+    if card is not None:
+        # The bank wants the driver (or the hold could not be read back yet): the
+        # return step reads the hold and shows what is left to do.
+        return Redirect(f"/pay/{record.id}/return?saved=1", status_code=303, cookies=cookies)
+    return Redirect(f"/pay/{record.id}", status_code=303, cookies=cookies)
 
 
 @get("/pay/{session_id:str}")
@@ -203,17 +206,21 @@ async def cancel(session: OwnedSession, reservations: Reservations) -> Redirect:
 
 
 @get("/pay/{session_id:str}/return")
-async def stripe_return(session: OwnedSession, reservations: Reservations) -> Redirect:
-    """Where Stripe sends the browser after confirming (3-D Secure included)."""
+async def stripe_return(
+    request: Req, session: OwnedSession, reservations: Reservations
+) -> Redirect:
+    """Where Stripe sends the browser after confirming (3-D Secure included), and
+    where a one-tap start whose hold needs more goes (``?saved=1``)."""
     record, problem = await reservations.confirm_payment(session.id)
-    return _after_payment(record, problem)
+    return _after_payment(record, problem, saved=request.query_params.get("saved") == "1")
 
 
-def _after_payment(record: SessionRecord, problem: str | None) -> Redirect:
+def _after_payment(record: SessionRecord, problem: str | None, saved: bool = False) -> Redirect:
     if record.state != SessionState.CREATED:
         return Redirect(f"/s/{record.id}", status_code=303)
     if problem and "confirm" in problem:
-        return Redirect(f"/pay/{record.id}?auth=1", status_code=303)
+        suffix = "&saved=1" if saved else ""
+        return Redirect(f"/pay/{record.id}?auth=1{suffix}", status_code=303)
     return Redirect(f"/pay/{record.id}?error={_q(problem or '')}", status_code=303)
 
 

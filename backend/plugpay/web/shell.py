@@ -12,6 +12,7 @@ from litestar.response import File, Redirect, Template
 from litestar.static_files import create_static_files_router
 
 from plugpay.domain.errors import InvalidInput, NotFound
+from plugpay.services.ports import PaymentUnavailable
 from plugpay.web.context import Asking, Reservations, SignInRequired, page
 from plugpay.web.i18n import pick_language, translator
 
@@ -85,6 +86,23 @@ def bad_input(request: Req, exc: Exception) -> Response[Any]:
     )
 
 
+def payments_down(request: Req, exc: Exception) -> Response[Any]:
+    """The payment provider does not answer: a clear page, and nothing changed."""
+    if not _wants_html(request):
+        return Response({"error": "payments unavailable"}, status_code=503)
+    _ = translator(pick_language(request.headers.get("accept-language")))
+    response = page(
+        request,
+        "error.html",
+        503,
+        title=_("Payments are not available right now"),
+        message=_("Payments are not available right now. Please try again in a moment."),
+        status=503,
+    )
+    response.headers["Retry-After"] = "30"
+    return response
+
+
 def sign_in_first(request: Req, exc: Exception) -> Response[Any]:
     """An account page asked for while signed out: sign in, then come back."""
     return Redirect(f"/me?next={quote(request.url.path)}", status_code=303)
@@ -92,6 +110,7 @@ def sign_in_first(request: Req, exc: Exception) -> Response[Any]:
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     SignInRequired: sign_in_first,
+    PaymentUnavailable: payments_down,
     NotFound: not_found,
     NotFoundException: not_found,
     InvalidInput: bad_input,

@@ -18,6 +18,8 @@ class JobKind(StrEnum):
     TRANSACTION_ENDED = "transaction.ended"
     CAPTURE = "payment.capture"
     RELEASE = "payment.release"
+    # A one-tap hold asked for but never recorded (provider down, crash): found, released
+    RECOVER_HOLD = "payment.recover_hold"
     REFUND = "payment.refund"
     WEBHOOK = "webhook.process"
     RECEIPT = "receipt.push"
