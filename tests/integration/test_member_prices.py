@@ -5,6 +5,8 @@ the provider a driver signs in with."""
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -83,3 +85,31 @@ def test_group_commands_say_what_is_wrong(
     assert "group name" in capsys.readouterr().err
     assert plugpay_main(["group", "list"]) == 0
     assert "no members" in capsys.readouterr().out
+
+
+async def test_a_group_price_wins_over_any_generic_one_and_members_only_works(
+    database_url: str,
+) -> None:
+    async with account_site(database_url) as running:
+        server = running.server
+        tariffs = server.runtime.services.tariffs
+        # Only members have a price on connector 2; the group's is typed AD_HOC_PAYMENT
+        # while the connector's own (on connector 1) is untyped.
+        await demo_site(server)
+        member = json.loads((EXAMPLES / "member-price.json").read_text())
+        member.update(id="STAFF-ADHOC", type="AD_HOC_PAYMENT")
+        await tariffs.import_tariff(member)
+        await tariffs.assign("STAFF-ADHOC", charger_id="CP-1", audience="member:staff")
+        simple = json.loads((EXAMPLES / "simple-per-kwh.json").read_text())
+        simple.pop("type")
+        await tariffs.import_tariff(simple)
+        await tariffs.assign("SIMPLE-KWH", charger_id="CP-1", connector_id=1)
+        alice = await running.signed_in("alice")
+        try:
+            await server.runtime.services.groups.add(
+                "staff", account_id=await running.account_id("alice")
+            )
+            page = (await alice.get("/c/CP-1/1")).text
+            assert "Your member price" in page and "€0.357 / kWh" in page
+        finally:
+            await alice.aclose()

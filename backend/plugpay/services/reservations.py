@@ -108,8 +108,9 @@ class ReservationService:
         stored, tariff = await self.tariffs.applicable(place, audiences)
         guest_tariff = None
         if audiences != ("guest",):
-            guest_stored, guest = await self.tariffs.applicable(place)
-            guest_tariff = guest if guest_stored.pk != stored.pk else None
+            with contextlib.suppress(NotFound):  # a members-only connector has none
+                guest_stored, guest = await self.tariffs.applicable(place)
+                guest_tariff = guest if guest_stored.pk != stored.pk else None
         active = await self.store.active_on(charger_id, connector_id)
         if not place.connected:
             availability = "offline"

@@ -115,9 +115,18 @@ class TariffService:
         when = at or datetime.now(UTC)
         chosen = None
         if any(a.startswith(("member:", "contract:")) for a in audiences):
-            # A member is a regular customer: REGULAR tariffs first, else the ad-hoc one.
-            chosen = select_tariff(candidates, when, ad_hoc=False)
-        chosen = chosen or select_tariff(candidates, when, ad_hoc=ad_hoc)
+            # A member is a regular customer: within the most specific source that has
+            # a tariff for them (their group's before the connector's), a REGULAR one
+            # first, else the ad-hoc one.
+            for source in sorted({c.source for c in candidates}):
+                same = [c for c in candidates if c.source == source]
+                chosen = select_tariff(same, when, ad_hoc=False) or select_tariff(
+                    same, when, ad_hoc=True
+                )
+                if chosen is not None:
+                    break
+        else:
+            chosen = select_tariff(candidates, when, ad_hoc=ad_hoc)
         if chosen is None:
             raise NotFound(
                 f"no tariff applies to {place.charger_id} connector {place.connector_id}"
