@@ -6,7 +6,6 @@ the provider a driver signs in with."""
 from __future__ import annotations
 
 import json
-
 from collections.abc import AsyncIterator
 from pathlib import Path
 

@@ -19,6 +19,7 @@ from plugpay.domain.metering import register_flag
 from plugpay.domain.session import Reason, SessionState, Timeouts, must_stop_for_hold
 from plugpay.domain.tariff import IncrementalPricer, PriceBreakdown, Sample, Tariff, price_session
 from plugpay.domain.tariff.model import Dimension
+from plugpay.domain.tariff.now import price_now
 from plugpay.services.charging import ChargingService
 from plugpay.services.ports import (
     FlaggedSample,
@@ -81,6 +82,7 @@ class LivePricing:
     _session_of_tx: dict[int, tuple[str | None, float]] = field(default_factory=dict)
     _charging: dict[str, SessionRecord] = field(default_factory=dict)
     _idle_told: set[str] = field(default_factory=set)  # the job's key makes it once anyway
+    _drew_power: set[str] = field(default_factory=set)
 
     async def current(self, session_id: str) -> SessionRecord | None:
         """The session as stored now (what a live page shows first)."""
@@ -125,19 +127,38 @@ class LivePricing:
         if updated is None:  # settled or stopped meanwhile
             self._charging.pop(record.id, None)
             self._idle_told.discard(record.id)
+            self._drew_power.discard(record.id)
             return
         record = self._charging[record.id] = updated
         await self.live.publish(record.id, snapshot(record))
-        if last.power_w == 0 and record.state == S.CHARGING and record.id not in self._idle_told:
+        if last.power_w:
+            self._drew_power.add(record.id)
+        elif (
+            last.power_w == 0
+            and record.state == S.CHARGING
+            and record.id in self._drew_power  # it charged, and now it has stopped
+            and record.id not in self._idle_told
+            and await self._idle_fee_now(record)
+        ):
             self._idle_told.add(record.id)
-            if has_idle_fee(await self.tariff_of(record)):
-                await self.charging.notice_idle(record.id)
+            await self.charging.notice_idle(record.id)
         rate = self._rate(record.id, last.at, cost)
         if record.state == S.CHARGING and must_stop_for_hold(cost, record.hold_minor, rate):
             # A unit of work and a queued command: the charger's answer to this
             # message does not wait for the stop itself.
             self._charging.pop(record.id, None)
             await self.charging.stop(record.id, Reason.HOLD_LIMIT)
+
+    async def _idle_fee_now(self, record: SessionRecord) -> bool:
+        """Whether an idle fee applies to this session at this moment (its hour, and
+        how far the session has come)."""
+        tariff = await self.tariff_of(record)
+        if not has_idle_fee(tariff):
+            return False
+        now = datetime.now(UTC)
+        elapsed = now - (record.started_at or now)
+        applying = price_now(tariff, record.time_zone, now, elapsed, record.energy_wh)
+        return Dimension.PARKING_TIME in applying.elements
 
     async def _session_of(self, transaction_pk: int) -> str | None:
         known = self._session_of_tx.get(transaction_pk)

@@ -338,9 +338,10 @@ class SettlementService:
         payload = self.idle_text(prices[0], f"{self.public_url}/s/{record.id}", record.lang)
         await self._push(record, payload)
 
-    async def _push(self, record: SessionRecord, payload: dict[str, Any]) -> None:
+    async def _push(self, record: SessionRecord, payload: dict[str, Any]) -> int:
         """One message to every subscription of the session and every device of its
-        account, each endpoint once; an endpoint the push service calls gone is pruned."""
+        account, each endpoint once; an endpoint the push service calls gone is pruned.
+        How many endpoints there were."""
         assert self.push is not None
         subscriptions = {s.endpoint: s for s in await self.store.push_subscriptions(record.id)}
         account_id = record.account_id
@@ -356,6 +357,7 @@ class SettlementService:
                 if account_id is not None:
                     async with self.uow() as uow:
                         await uow.accounts.forget_endpoint(account_id, subscription.endpoint)
+        return len(subscriptions)
 
     async def run_receipt(self, job: Job) -> None:
         """One Web Push with the total to every subscription of the session (job
@@ -367,9 +369,11 @@ class SettlementService:
         if record is None:
             return
         total = Money(record.captured_minor or 0, record.currency)
-        await self._push(
+        sent = await self._push(
             record, self.receipt_text(total, f"{self.public_url}/r/{session_id}", record.lang)
         )
+        if not sent:
+            return  # nobody to tell: the session stays as it is
         async with self.uow() as uow:
             current = await uow.sessions.get(session_id)
             if current is not None:
