@@ -12,7 +12,7 @@
  */
 "use strict";
 
-const VERSION = "plugpay-shell-v4";
+const VERSION = "plugpay-shell-v5";
 const OFFLINE_URL = "/static/offline.html";
 const SHELL = [
   OFFLINE_URL,

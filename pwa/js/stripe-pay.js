@@ -77,54 +77,60 @@
   }
 
   // A hold on a saved card that the bank wants confirmed (one-tap start): only the
-  // bank's check is left, in Stripe's modal; then the server reads the hold.
+  // bank's check is left, in Stripe's modal; then the server reads the hold. Where
+  // that cannot run (Stripe left the hold without its card: the bank refused it
+  // off-session), the card form below takes over, the saved card among its choices.
   if (data.nextAction === "1") {
     setBusy(true);
     stripe.handleNextAction({ clientSecret: data.clientSecret }).then(function (result) {
-      if (result.error) {
-        showError(explain(result.error));
-        setBusy(false);
+      if (!result.error) {
+        location.assign(data.returnUrl);
         return;
       }
-      location.assign(data.returnUrl);
+      showError(explain(result.error));
+      setBusy(false);
+      mountForm();
     });
     return;
   }
+  mountForm();
 
-  var payment = elements.create("payment", {
-    layout: "tabs",
-    wallets: { applePay: "never", googlePay: "never" } // shown as Express Checkout buttons
-  });
-  payment.on("loaderror", function () { showError(TEXT.unavailable); });
-  payment.mount("#payment-element");
-
-  form.addEventListener("submit", function (event) {
-    event.preventDefault();
-    if (busy) return;
-    setBusy(true);
-    pay().then(function (error) {
-      if (error) showError(explain(error));
-      setBusy(false); // the driver can try again, or another card
+  function mountForm() {
+    var payment = elements.create("payment", {
+      layout: "tabs",
+      wallets: { applePay: "never", googlePay: "never" } // shown as Express Checkout buttons
     });
-  });
+    payment.on("loaderror", function () { showError(TEXT.unavailable); });
+    payment.mount("#payment-element");
 
-  var expressBox = document.getElementById("express-checkout");
-  if (!expressBox) return;
-  var express = elements.create("expressCheckout", {
-    paymentMethods: { link: "never", paypal: "never", amazonPay: "never", klarna: "never" }
-  });
-  express.on("ready", function (event) {
-    expressBox.hidden = !event.availablePaymentMethods;
-  });
-  express.on("confirm", function (event) {
-    setBusy(true);
-    pay().then(function (error) {
-      if (error) {
-        event.paymentFailed({ reason: "fail" });
-        showError(explain(error));
-      }
-      setBusy(false);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (busy) return;
+      setBusy(true);
+      pay().then(function (error) {
+        if (error) showError(explain(error));
+        setBusy(false); // the driver can try again, or another card
+      });
     });
-  });
-  express.mount(expressBox);
+
+    var expressBox = document.getElementById("express-checkout");
+    if (!expressBox) return;
+    var express = elements.create("expressCheckout", {
+      paymentMethods: { link: "never", paypal: "never", amazonPay: "never", klarna: "never" }
+    });
+    express.on("ready", function (event) {
+      expressBox.hidden = !event.availablePaymentMethods;
+    });
+    express.on("confirm", function (event) {
+      setBusy(true);
+      pay().then(function (error) {
+        if (error) {
+          event.paymentFailed({ reason: "fail" });
+          showError(explain(error));
+        }
+        setBusy(false);
+      });
+    });
+    express.mount(expressBox);
+  }
 })();

@@ -120,6 +120,7 @@ class HostileProvider:
             "exp": now + 300,
             "nonce": nonce,
             "email": "hostile@example.org",
+            "email_verified": True,
         }
         header: dict[str, Any] = {"alg": "RS256", "kid": "k1"}
         key: Any = self.key

@@ -131,7 +131,8 @@ class OidcProvider:
             )
         if claims is None:
             raise SignInRefused("the ID token's signature matches none of the provider's keys")
-        email = claims.get("email") if claims.get("email_verified", True) is True else None
+        # Only an address the provider says it verified (an unverified one is anyone's).
+        email = claims.get("email") if claims.get("email_verified") is True else None
         return VerifiedIdentity(
             issuer=metadata.issuer,
             subject=str(claims["sub"]),

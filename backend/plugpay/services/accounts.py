@@ -227,7 +227,10 @@ class GroupService:
     async def _account(self, account_id: int | None, email: str | None) -> Account:
         account = await self.store.find(account_id, email)
         if account is None:
-            raise NotFound("no such account (it signs in once before it can join a group)")
+            raise NotFound(
+                "no such account (it signs in once before it can join a group;"
+                " an e-mail address two accounts share needs --account)"
+            )
         return account
 
     async def add(

@@ -139,18 +139,12 @@ class SqlAccountRepository:
         label: str | None,
         now: datetime,
     ) -> None:
+        dialect = sqlite if self.conn.dialect.name == "sqlite" else postgresql
+        keys = {"p256dh": p256dh, "auth": auth, "label": label}
         await self.conn.execute(
-            delete(_D).where(_D.c.account_id == account_id, _D.c.endpoint == endpoint)
-        )
-        await self.conn.execute(
-            insert(_D).values(
-                account_id=account_id,
-                endpoint=endpoint,
-                p256dh=p256dh,
-                auth=auth,
-                label=label,
-                created_at=now,
-            )
+            dialect.insert(_D)
+            .values(account_id=account_id, endpoint=endpoint, created_at=now, **keys)
+            .on_conflict_do_update(index_elements=[_D.c.account_id, _D.c.endpoint], set_=keys)
         )
 
     async def remove_device(self, account_id: int, device_id: int) -> bool:
@@ -229,12 +223,14 @@ class SqlAccountStore:
             return None
         where = _A.c.id == account_id if account_id is not None else _A.c.email == email
         async with self.db.connect() as conn:
-            row = (
-                (await conn.execute(select(_A).where(where, _A.c.deleted_at.is_(None))))
+            rows = (
+                (await conn.execute(select(_A).where(where, _A.c.deleted_at.is_(None)).limit(2)))
                 .mappings()
-                .first()
+                .all()
             )
-            return _account(row, await _groups(conn, int(row["id"]))) if row else None
+            if len(rows) != 1:
+                return None  # none, or an address two accounts share: ask by id
+            return _account(rows[0], await _groups(conn, int(rows[0]["id"])))
 
     async def devices(self, account_id: int) -> list[Device]:
         async with self.db.connect() as conn:

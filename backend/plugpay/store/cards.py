@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -76,26 +76,29 @@ class SqlCardRepository:
             )
             card_id = int(known["id"])
         else:
-            card_id = int(
-                (
-                    await self.conn.execute(
-                        insert(_C)
-                        .values(
-                            account_id=account_id,
-                            provider=provider,
-                            customer_ref=customer_ref,
-                            method_ref=card.method_ref,
-                            card_brand=card.card_brand,
-                            card_last4=card.card_last4,
-                            exp_month=card.exp_month,
-                            exp_year=card.exp_year,
-                            is_default=False,
-                            created_at=now,
-                        )
-                        .returning(_C.c.id)
-                    )
-                ).scalar_one()
+            # A second request saving the same card at the same time (a double click)
+            # finds the row the first one made.
+            dialect = sqlite if self.conn.dialect.name == "sqlite" else postgresql
+            await self.conn.execute(
+                dialect.insert(_C)
+                .values(
+                    account_id=account_id,
+                    provider=provider,
+                    customer_ref=customer_ref,
+                    method_ref=card.method_ref,
+                    card_brand=card.card_brand,
+                    card_last4=card.card_last4,
+                    exp_month=card.exp_month,
+                    exp_year=card.exp_year,
+                    is_default=False,
+                    created_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=[_C.c.method_ref])
             )
+            made = await self.conn.execute(
+                select(_C.c.id).where(_C.c.method_ref == card.method_ref)
+            )
+            card_id = int(made.scalar_one())
         has_default = (
             await self.conn.execute(
                 select(_C.c.id).where(
