@@ -152,3 +152,37 @@ async def test_every_card_gets_its_status_and_is_its_accounts_only(site: Account
     finally:
         await alice.aclose()
         await bob.aclose()
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_charge_started_offline_with_a_card_is_billed_on_reconnect(
+    site: AccountSite, version: str
+) -> None:
+    sim, task = await running_sim(
+        site.server, version, power_kw=50.0, meter_interval=0.2, max_backoff=0.5
+    )
+    alice = await site.signed_in("alice")
+    try:
+        await save_card(alice, "approve")
+        await link(alice, "RFID-OFF")
+        me = await site.account_id("alice")
+        await sim.vanish(2.0)  # offline: the charger starts from its own list
+        await sim.start_transaction(1, "RFID-OFF")
+        assert await site.server.runtime.session_store.of_owner((), me) == []
+
+        async def billed_after_reconnect() -> bool:
+            found = await site.server.runtime.session_store.of_owner((), me)
+            return bool(found) and found[0].state == "CHARGING" and found[0].payment_ref is not None
+
+        await eventually(billed_after_reconnect)
+        await sim.stop_transaction(1)
+        [record] = await site.server.runtime.session_store.of_owner((), me)
+
+        async def settled() -> bool:
+            now = await site.server.runtime.session_store.get(record.id)
+            return now is not None and now.state == "SETTLED" and (now.captured_minor or 0) > 0
+
+        await eventually(settled)
+    finally:
+        await alice.aclose()
+        await stop_sim(sim, task)
