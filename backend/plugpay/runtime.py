@@ -37,6 +37,7 @@ from plugpay.services.history import HistoryService
 from plugpay.services.jobs import Handler, JobWorker
 from plugpay.services.limits import GuestStartLimits, Limit
 from plugpay.services.live_pricing import LivePricing
+from plugpay.services.local_lists import LocalListService
 from plugpay.services.ports import PaymentGateway, PushSender
 from plugpay.services.ports.jobs import Job, JobKind, NewJob
 from plugpay.services.receipts import Operator, ReceiptService
@@ -53,6 +54,7 @@ from plugpay.store.chargers import SqlChargerStore
 from plugpay.store.database import Database
 from plugpay.store.demo_payments import SqlDemoPaymentStore
 from plugpay.store.jobs import SqlJobQueue
+from plugpay.store.local_lists import SqlLocalListStore
 from plugpay.store.messages import SqlMessageLog
 from plugpay.store.payments import SqlLedgerQueries
 from plugpay.store.rfid import SqlRfidStore
@@ -281,6 +283,8 @@ def build_runtime(
         timeouts,
     )
     charging.card_start = rfid.start_from_card
+    local_lists = LocalListService(uow, SqlLocalListStore(db), commands)
+    rfid.on_change = local_lists.queue
     services = Services(
         chargers=chargers,
         transactions=transactions,
@@ -319,6 +323,7 @@ def build_runtime(
             SqlCardStore(db),
             payments,
             demo=payments if isinstance(payments, DemoGateway) else None,
+            on_change=local_lists.queue,
         ),
         push_key=push.public_key if push else None,
     )
@@ -346,6 +351,7 @@ def build_runtime(
         JobKind.TRANSACTION_STARTED: charging.run_transaction_started,
         JobKind.IDLE_NOTICE: settlement.run_idle_notice,
         JobKind.RECOVER_HOLD: reservations.run_recover_hold,
+        JobKind.LOCAL_LIST: local_lists.run_sync,
         JobKind.TRANSACTION_ENDED: settlement.run_transaction_ended,
         JobKind.CAPTURE: settlement.run_capture,
         JobKind.RELEASE: settlement.run_release,

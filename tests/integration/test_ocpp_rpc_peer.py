@@ -207,7 +207,8 @@ async def test_an_independent_strict_charger_runs_a_whole_session(
     info = results["Authorize"]["idTagInfo" if version == "1.6" else "idTokenInfo"]
     assert tag_status(info) == {"status": "Accepted"}
     assert results["DataTransfer"] == {"status": "UnknownVendorId"}
-    [remote] = output["server_calls"]
+    starts = ("RemoteStartTransaction", "RequestStartTransaction")
+    [remote] = [c for c in output["server_calls"] if c["action"] in starts]
     assert remote["response"] == {"status": "Accepted"}
     assert (
         remote["params"].get("idTag", remote["params"].get("idToken", {}).get("idToken")) == "TAG-1"
@@ -223,3 +224,41 @@ async def test_an_independent_strict_charger_runs_a_whole_session(
     view = await server.runtime.charger_store.get(charger_id)
     assert view is not None and view.vendor == "Peer" and view.firmware_status == "Installed"
     assert view.connectors[0].status == "Available"
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_the_local_list_a_strict_charger_gets_is_schema_valid(
+    server: RunningServer, charger_id: str, version: str
+) -> None:
+    """A charger that boots with list version 0 gets the full list of cards, in a
+    SendLocalList the official schema accepts."""
+    await server.runtime.services.chargers.add_id_tag("CARD-1")
+    boot = (
+        {"chargePointVendor": "Peer", "chargePointModel": "RPC"}
+        if version == "1.6"
+        else {"chargingStation": {"model": "RPC", "vendorName": "Peer"}, "reason": "PowerUp"}
+    )
+    steps: list[dict[str, Any]] = [
+        {"call": "BootNotification", "payload": boot},
+        {
+            "expect_call": "GetLocalListVersion",
+            "respond": {"listVersion": 0} if version == "1.6" else {"versionNumber": 0},
+            "timeout_s": 10,
+        },
+        {"expect_call": "SendLocalList", "respond": {"status": "Accepted"}, "timeout_s": 10},
+    ]
+    output = await run_ocpp_rpc_charger(
+        server.ocpp_url, charger_id, PASSWORD, version, steps, timeout=40
+    )
+    assert output["schema_violations"] == [] and output["bad_messages"] == []
+    assert [s for s in output["steps"] if not s["ok"]] == []
+    [sent] = [c for c in output["server_calls"] if c["action"] == "SendLocalList"]
+    params = sent["params"]
+    assert params["updateType"] == "Full"
+    assert params["listVersion" if version == "1.6" else "versionNumber"] == 1
+    [entry] = params["localAuthorizationList"]
+    if version == "1.6":
+        assert entry["idTag"] == "CARD-1" and entry["idTagInfo"]["status"] == "Accepted"
+    else:
+        assert entry["idToken"]["idToken"] == "CARD-1"
+        assert entry["idTokenInfo"]["status"] == "Accepted"

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from sqlalchemy import select
 
 from plugpay.domain.session import Reason
 from plugpay.store import tables as t
-from support.accounts import AccountSite, account_site
+from support.accounts import AccountSite, account_site, save_card
+from support.accounts import link_rfid as link
 from support.driver import csrf_of, demo_site, eventually, running_sim, stop_sim
 
 
@@ -22,23 +22,6 @@ async def site(database_url: str) -> AsyncIterator[AccountSite]:
     async with account_site(database_url) as running:
         await demo_site(running.server)
         yield running
-
-
-async def save_card(browser: httpx.AsyncClient, card: str) -> None:
-    cards = await browser.get("/me/cards")
-    new = await browser.post("/me/cards/new", data={"_csrf_token": csrf_of(cards.text)})
-    setup = await browser.get(new.headers["location"])
-    saved = await browser.post(
-        f"{new.headers['location']}/demo", data={"_csrf_token": csrf_of(setup.text), "card": card}
-    )
-    assert saved.headers["location"] == "/me/cards?saved=1"
-
-
-async def link(browser: httpx.AsyncClient, tag: str) -> httpx.Response:
-    page = await browser.get("/me/rfid")
-    return await browser.post(
-        "/me/rfid", data={"_csrf_token": csrf_of(page.text), "tag": tag, "label": "Work card"}
-    )
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])

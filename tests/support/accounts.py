@@ -73,3 +73,26 @@ async def account_site(
     finally:
         await server.stop()
         await provider.close()
+
+
+async def save_card(browser: httpx.AsyncClient, card: str) -> None:
+    """Save one of the demo provider's test cards on the signed-in browser's account."""
+    from support.driver import csrf_of
+
+    cards = await browser.get("/me/cards")
+    new = await browser.post("/me/cards/new", data={"_csrf_token": csrf_of(cards.text)})
+    setup = await browser.get(new.headers["location"])
+    saved = await browser.post(
+        f"{new.headers['location']}/demo", data={"_csrf_token": csrf_of(setup.text), "card": card}
+    )
+    assert saved.headers["location"] == "/me/cards?saved=1"
+
+
+async def link_rfid(browser: httpx.AsyncClient, tag: str) -> httpx.Response:
+    """Link an RFID card on /me/rfid; the form's answer."""
+    from support.driver import csrf_of
+
+    page = await browser.get("/me/rfid")
+    return await browser.post(
+        "/me/rfid", data={"_csrf_token": csrf_of(page.text), "tag": tag, "label": "Work card"}
+    )

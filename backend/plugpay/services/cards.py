@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -44,12 +44,19 @@ class SavedCardService:
         payments: PaymentGateway,
         demo: DemoSetupForm | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_change: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.uow = uow
         self.store = store
         self.payments = payments
         self.demo = demo
         self.clock = clock
+        # An account's RFID cards work only with a saved card: chargers' lists follow.
+        self.on_change = on_change
+
+    async def _changed(self) -> None:
+        if self.on_change is not None:
+            await self.on_change()
 
     async def cards(self, account_id: int) -> list[SavedCard]:
         return await self.store.cards(account_id, self.payments.name)
@@ -115,6 +122,7 @@ class SavedCardService:
                 account.id, self.payments.name, setup.customer_ref, card, self.clock()
             )
         log.info("account %s saved card %s", account.id, saved.id)
+        await self._changed()
         return SetupOutcome(saved)
 
     async def demo_setup(self, account: Account, setup_ref: str, card: str) -> SetupOutcome:
@@ -149,6 +157,7 @@ class SavedCardService:
             current = await uow.cards.get(account.id, card_id)
             if current is not None:
                 await uow.cards.remove(current, self.clock())
+        await self._changed()
 
     async def detach(self, method_refs: list[str]) -> None:
         """Forget cards at the provider that plugpay forgot already (a deleted

@@ -19,6 +19,10 @@ from plugpay.services.ports import ChargerLink
 class CommandService:
     link: ChargerLink
 
+    async def version(self, charger_id: str) -> str:
+        """The OCPP version the connected charger speaks (ChargerOffline if none)."""
+        return await self._version(charger_id)
+
     async def _version(self, charger_id: str) -> str:
         version = await self.link.version(charger_id)
         if version is None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -70,6 +70,12 @@ class RfidService:
     live: LiveBus
     timeouts: Timeouts
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Every charger's local list follows a change of cards (runtime.py sets it).
+    on_change: Callable[[], Awaitable[None]] | None = None
+
+    async def _changed(self) -> None:
+        if self.on_change is not None:
+            await self.on_change()
 
     # -- the station owner ------------------------------------------------------
     async def issue(
@@ -84,7 +90,7 @@ class RfidService:
         async with self.uow() as uow:
             if await uow.rfid.get(tag) is not None or await uow.rfid.is_session_token(tag):
                 raise InvalidInput(f"card {tag} exists already")
-            return await uow.rfid.add(
+            card = await uow.rfid.add(
                 tag,
                 account_id=None,
                 group_name=check_group_name(group),
@@ -92,11 +98,14 @@ class RfidService:
                 expires_at=expires_at,
                 now=self.clock(),
             )
+        await self._changed()
+        return card
 
     async def set_blocked(self, id_tag: str, blocked: bool) -> None:
         async with self.uow() as uow:
             if not await uow.rfid.set_status(id_tag, "Blocked" if blocked else "Accepted"):
                 raise NotFound(f"no card {id_tag}")
+        await self._changed()
 
     async def all(self) -> list[RfidCard]:
         return await self.store.cards()
@@ -114,7 +123,7 @@ class RfidService:
                 raise InvalidInput("this number is not an RFID card")
             card = await uow.rfid.get(tag)
             if card is None:
-                return await uow.rfid.add(
+                linked = await uow.rfid.add(
                     tag,
                     account_id=account_id,
                     group_name=None,
@@ -122,11 +131,14 @@ class RfidService:
                     expires_at=None,
                     now=self.clock(),
                 )
-            if card.account_id not in (None, account_id):
-                raise InvalidInput("this card is linked to another account")
-            await uow.rfid.link(tag, account_id, name or card.label)
-            linked = await uow.rfid.get(tag)
-        assert linked is not None
+            else:
+                if card.account_id not in (None, account_id):
+                    raise InvalidInput("this card is linked to another account")
+                await uow.rfid.link(tag, account_id, name or card.label)
+                found = await uow.rfid.get(tag)
+                assert found is not None
+                linked = found
+        await self._changed()
         return linked
 
     async def unlink(self, account_id: int, id_tag: str) -> None:
@@ -140,6 +152,7 @@ class RfidService:
                 await uow.rfid.link(id_tag, None, card.label)
             else:
                 await uow.rfid.delete(id_tag)
+        await self._changed()
 
     # -- the charge a card starts (job ``transaction.started``) -------------------
     async def start_from_card(

@@ -82,6 +82,11 @@ class VirtualCharger:
         self.connectors = {n: ConnectorState(n) for n in range(1, connectors + 1)}
         self.configuration: dict[str, str] = {"MeterValueSampleInterval": str(int(meter_interval))}
         self.accepts_remote_start = True
+        # The local authorisation list (SendLocalList), as a charger keeps it across
+        # reboots: tag -> status, and its version.
+        self.local_list: dict[str, str] = {}
+        self.local_list_version = 0
+        self.local_list_updates: list[str] = []  # Full | Differential, as received
         self.outbox: deque[Outbound] = deque()
         self.connected = asyncio.Event()
         self.booted = asyncio.Event()
@@ -123,6 +128,24 @@ class VirtualCharger:
         self._wakeup.set()
 
     # -- what happens at the charger ----------------------------------------
+    def apply_local_list(
+        self, version: int, update_type: str, entries: list[tuple[str, str | None]]
+    ) -> str:
+        """SendLocalList: a Full list replaces the list; a Differential one adds,
+        changes and (status None) removes entries, and needs a newer version."""
+        self.local_list_updates.append(update_type)
+        if update_type == "Differential" and version <= self.local_list_version:
+            return "VersionMismatch"
+        if update_type == "Full":
+            self.local_list = {}
+        for tag, status in entries:
+            if status is None:
+                self.local_list.pop(tag, None)
+            else:
+                self.local_list[tag] = status
+        self.local_list_version = version
+        return "Accepted"
+
     async def set_status(self, connector_id: int, status: str) -> None:
         connector = self.connectors[connector_id]
         connector.status = status

@@ -71,6 +71,25 @@ class Protocol16(ChargePoint):  # type: ignore[misc]
         self.sim.schedule(self.sim.stop_transaction(connector.connector_id, "Remote"))
         return result.RemoteStopTransaction(status="Accepted")
 
+    @on("SendLocalList")
+    def on_send_local_list(
+        self,
+        list_version: int,
+        update_type: str,
+        local_authorization_list: list[dict[str, Any]] | None = None,
+        **_: Any,
+    ) -> Any:
+        entries = [
+            (e["id_tag"], (e.get("id_tag_info") or {}).get("status"))
+            for e in local_authorization_list or []
+        ]
+        status = self.sim.apply_local_list(list_version, update_type, entries)
+        return result.SendLocalList(status=status)
+
+    @on("GetLocalListVersion")
+    def on_get_local_list_version(self, **_: Any) -> Any:
+        return result.GetLocalListVersion(list_version=self.sim.local_list_version)
+
     @on("Reset")
     def on_reset(self, type: str, **_: Any) -> Any:
         return result.Reset(status="Accepted")

@@ -87,6 +87,25 @@ class Protocol201(ChargePoint):  # type: ignore[misc]
             messages_in_queue=self.sim.queued > 0, ongoing_indicator=ongoing
         )
 
+    @on("SendLocalList")
+    def on_send_local_list(
+        self,
+        version_number: int,
+        update_type: str,
+        local_authorization_list: list[dict[str, Any]] | None = None,
+        **_: Any,
+    ) -> Any:
+        entries = [
+            (e["id_token"]["id_token"], (e.get("id_token_info") or {}).get("status"))
+            for e in local_authorization_list or []
+        ]
+        status = self.sim.apply_local_list(version_number, update_type, entries)
+        return result.SendLocalList(status=status)
+
+    @on("GetLocalListVersion")
+    def on_get_local_list_version(self, **_: Any) -> Any:
+        return result.GetLocalListVersion(version_number=self.sim.local_list_version)
+
     @on("Reset")
     def on_reset(self, type: str, **_: Any) -> Any:
         return result.Reset(status="Accepted")

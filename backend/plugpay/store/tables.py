@@ -174,6 +174,16 @@ id_tags = Table(
     Index("ix_id_tags_account_id", "account_id"),
 )
 
+# What each charger's local authorisation list holds, as last sent and accepted.
+local_lists = Table(
+    "local_lists",
+    metadata,
+    Column("charger_id", String(48), ForeignKey("chargers.id"), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("entries", JSON, nullable=False),  # id_tag -> [status, expiry ISO or None]
+    Column("updated_at", utc(), nullable=False),
+)
+
 review_items = Table(
     "review_items",
     metadata,
@@ -541,6 +551,7 @@ __all__ = [
     "id_tags",
     "jobs",
     "ledger_entries",
+    "local_lists",
     "metadata",
     "meter_readings",
     "ocpp_messages",

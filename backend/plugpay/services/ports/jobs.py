@@ -25,6 +25,7 @@ class JobKind(StrEnum):
     RECEIPT = "receipt.push"
     IDLE_NOTICE = "session.idle_notice"  # the car stopped drawing power: the idle fee, by push
     CHARGER_BACK = "charger.back"  # a charger reconnected: re-send what waits for it
+    LOCAL_LIST = "charger.local_list"  # bring its local authorisation list in step
     # Periodic
     SWEEP_SESSIONS = "sweep.sessions"
     PURGE_MESSAGE_LOG = "purge.message_log"

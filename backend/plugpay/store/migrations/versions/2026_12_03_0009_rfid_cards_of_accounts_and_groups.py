@@ -1,4 +1,4 @@
-"""RFID cards: linked to a driver's account, issued to a driver group
+"""RFID cards: linked to a driver's account, issued to a driver group; local lists
 
 Revision ID: 0009
 Revises: 0008
@@ -17,6 +17,17 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "local_lists",
+        sa.Column("charger_id", sa.String(length=48), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("entries", sa.JSON(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["charger_id"], ["chargers.id"], name=op.f("fk_local_lists_charger_id_chargers")
+        ),
+        sa.PrimaryKeyConstraint("charger_id", name=op.f("pk_local_lists")),
+    )
     with op.batch_alter_table("id_tags", schema=None) as batch_op:
         batch_op.add_column(sa.Column("account_id", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("group_name", sa.String(length=32), nullable=True))
@@ -34,3 +45,4 @@ def downgrade() -> None:
         batch_op.drop_column("label")
         batch_op.drop_column("group_name")
         batch_op.drop_column("account_id")
+    op.drop_table("local_lists")
