@@ -165,6 +165,11 @@ async def test_deleting_the_account_keeps_the_books_and_forgets_the_person(site:
                     created_at=datetime.now(UTC),
                 )
             )
+            await conn.execute(
+                insert(t.id_tags).values(
+                    id_tag="MINE-1", status="Accepted", account_id=me, created_at=datetime.now(UTC)
+                )
+            )
         confirm = await alice.get("/me/delete")
         assert confirm.status_code == 200 and "Delete my account" in confirm.text
         busy = await alice.post("/me/delete", data={"_csrf_token": csrf_of(confirm.text)})
@@ -203,6 +208,9 @@ async def test_deleting_the_account_keeps_the_books_and_forgets_the_person(site:
         assert row["deleted_at"] is not None
         assert logins == [] and pushes == []
         assert card["removed_at"] is not None and card["card_last4"] is None
+        async with site.server.runtime.db.connect() as conn:
+            tags = (await conn.execute(select(t.id_tags.c.id_tag))).scalars().all()
+        assert "MINE-1" not in tags
         assert (
             kept["captured_minor"] == 599 and kept["receipt_no"] == 3 and kept["account_id"] == me
         )

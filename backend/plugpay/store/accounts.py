@@ -183,6 +183,11 @@ class SqlAccountRepository:
         await self.conn.execute(delete(_L).where(_L.c.account_id == account_id))
         await self.conn.execute(delete(_G).where(_G.c.account_id == account_id))
         await self.conn.execute(delete(_D).where(_D.c.account_id == account_id))
+        # RFID cards: the driver's own are forgotten, issued ones go back to their group.
+        tags = t.id_tags
+        linked = (tags.c.account_id == account_id) & tags.c.charger_id.is_(None)
+        await self.conn.execute(delete(tags).where(linked, tags.c.group_name.is_(None)))
+        await self.conn.execute(update(tags).where(linked).values(account_id=None, label=None))
         cards = t.saved_cards
         await self.conn.execute(
             update(cards)

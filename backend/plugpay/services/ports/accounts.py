@@ -134,8 +134,8 @@ class AccountRepository(Protocol):
 
     async def delete(self, account_id: int, now: datetime) -> None:
         """Personal data out (name, e-mail, the provider's subject, logins, push
-        subscriptions, saved cards); the row and the account's sessions stay for the
-        books."""
+        subscriptions, saved cards, RFID cards); the row and the account's sessions
+        stay for the books."""
         ...
 
 
