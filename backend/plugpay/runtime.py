@@ -20,7 +20,11 @@ from plugpay.limits.memory import MemoryRateLimiter
 from plugpay.limits.redis import RedisRateLimiter
 from plugpay.live.memory import MemoryLiveBus
 from plugpay.live.redis import RedisLiveBus
-from plugpay.notify.receipts import idle_notification, receipt_notification
+from plugpay.notify.receipts import (
+    card_refused_notification,
+    idle_notification,
+    receipt_notification,
+)
 from plugpay.notify.webpush import WebPushSender, load_or_create_dev_key
 from plugpay.ocpp.registry import ConnectionRegistry, LocalChargerLink
 from plugpay.ocpp.relay import RedisChargerLink
@@ -264,6 +268,7 @@ def build_runtime(
         ),
         accounts=SqlAccountStore(db),
         idle_text=idle_notification,
+        refused_text=card_refused_notification,
     )
     deadlines = DeadlineSweeper(uow, settlement, bus, timeouts)
     refunds = RefundService(uow, payments)
@@ -351,6 +356,7 @@ def build_runtime(
         JobKind.TRANSACTION_STARTED: charging.run_transaction_started,
         JobKind.IDLE_NOTICE: settlement.run_idle_notice,
         JobKind.RECOVER_HOLD: reservations.run_recover_hold,
+        JobKind.CARD_REFUSED: settlement.run_card_refused,
         JobKind.LOCAL_LIST: local_lists.run_sync,
         JobKind.TRANSACTION_ENDED: settlement.run_transaction_ended,
         JobKind.CAPTURE: settlement.run_capture,

@@ -6,15 +6,19 @@ cards get their OCPP status; a card is its account's only."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
 
 from plugpay.domain.session import Reason
+from plugpay.notify.webpush import WebPushSender, generate_vapid_private_key
 from plugpay.store import tables as t
+from plugpay.store.uow import unit_of_work_factory
 from support.accounts import AccountSite, account_site, save_card
 from support.accounts import link_rfid as link
 from support.driver import csrf_of, demo_site, eventually, running_sim, stop_sim
+from support.push_receiver import FakeBrowser, PushReceiver
 
 
 @pytest.fixture
@@ -169,3 +173,37 @@ async def test_a_charge_started_offline_with_a_card_is_billed_on_reconnect(
     finally:
         await alice.aclose()
         await stop_sim(sim, task)
+
+
+async def test_the_driver_hears_by_push_when_the_cards_hold_is_refused(database_url: str) -> None:
+    sender = WebPushSender(
+        generate_vapid_private_key(), "mailto:ops@example.com", allow_private=True
+    )
+    async with (
+        account_site(database_url, push=sender, push_allow_private=True) as site,
+        PushReceiver() as receiver,
+    ):
+        await demo_site(site.server)
+        sim, task = await running_sim(site.server, power_kw=50.0, meter_interval=0.2)
+        alice = await site.signed_in("alice")
+        try:
+            await save_card(alice, "decline_off_session")
+            await link(alice, "RFID-P1")
+            device = receiver.subscribe(FakeBrowser(application_server_key=sender.public_key))
+            me = await site.account_id("alice")
+            async with unit_of_work_factory(site.server.runtime.db)() as uow:
+                await uow.accounts.add_device(
+                    me,
+                    device.endpoint,
+                    device.p256dh,
+                    device.auth,
+                    None,
+                    datetime.now(UTC),
+                )
+            await sim.start_transaction(1, "RFID-P1")
+            [message] = await receiver.wait_for(1)
+            assert message.errors == [] and message.payload["title"] == "Charging did not start"
+            assert message.payload["url"].endswith("/me/cards")
+        finally:
+            await alice.aclose()
+            await stop_sim(sim, task)

@@ -22,6 +22,20 @@ _IDLE = {
 }
 
 
+_REFUSED = {
+    "en": (
+        "Charging did not start",
+        "Your saved card did not accept the hold for your RFID card. Open plugpay to check"
+        " your card, or start with another one.",
+    ),
+    "de": (
+        "Laden nicht gestartet",
+        "Ihre gespeicherte Karte hat die Reservierung für Ihre RFID-Karte abgelehnt. Öffnen"
+        " Sie plugpay, um Ihre Karte zu prüfen oder mit einer anderen zu starten.",
+    ),
+}
+
+
 def _language(lang: str) -> str:
     """The supported language of a tag: de, de-AT, de_CH → de; anything else → en."""
     primary = lang.strip().replace("_", "-").split("-", 1)[0].lower()
@@ -59,3 +73,10 @@ def idle_notification(price_text: str, session_url: str, lang: str) -> dict[str,
         "url": session_url,
         "tag": f"plugpay-idle:{path}",
     }
+
+
+def card_refused_notification(cards_url: str, lang: str) -> dict[str, str]:
+    """The Web Push payload when an RFID card's charge was stopped because the saved
+    card refused its hold; tapping leads to the account's cards (*cards_url*)."""
+    title, body = _REFUSED[_language(lang)]
+    return {"title": title, "body": body, "url": cards_url, "tag": "plugpay-card-refused"}

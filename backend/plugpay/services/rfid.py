@@ -296,6 +296,10 @@ class RfidService:
             moved = await cancel_reservation(uow, current, Reason.PAYMENT_DECLINED, self.timeouts)
             await _stop_transaction(uow, current.transaction_pk, current.charger_id, current.id)
             await uow.sessions.alert(moved, "rfid_not_paid", {"why": why[:200]})
+            # The driver hears of it by push, with what to do (job: once per session).
+            await uow.jobs.add(
+                NewJob(JobKind.CARD_REFUSED, f"card_refused:{moved.id}", session_id=moved.id)
+            )
         log.warning("session %s: the card's hold was refused (%s)", record.id, why)
         await publish(self.live, moved)
         return moved

@@ -77,6 +77,7 @@ class SettlementService:
     receipt_text: ReceiptText | None = None
     accounts: AccountStore | None = None  # a signed-in driver's devices get receipts too
     idle_text: IdleText | None = None
+    refused_text: Callable[[str, str], dict[str, Any]] | None = None  # (cards URL, language)
 
     # -- the transaction is over ------------------------------------------------
     async def run_transaction_ended(self, job: Job) -> None:
@@ -337,6 +338,16 @@ class SettlementService:
             return
         payload = self.idle_text(prices[0], f"{self.public_url}/s/{record.id}", record.lang)
         await self._push(record, payload)
+
+    async def run_card_refused(self, job: Job) -> None:
+        """An RFID card's charge was stopped, its saved card having refused the hold:
+        tell the driver on the account's devices (job ``session.card_refused``)."""
+        if self.push is None or self.refused_text is None:
+            return
+        record = await self.store.get(str(job.session_id))
+        if record is None or record.account_id is None:
+            return
+        await self._push(record, self.refused_text(f"{self.public_url}/me/cards", record.lang))
 
     async def _push(self, record: SessionRecord, payload: dict[str, Any]) -> int:
         """One message to every subscription of the session and every device of its

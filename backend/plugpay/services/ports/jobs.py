@@ -24,6 +24,7 @@ class JobKind(StrEnum):
     WEBHOOK = "webhook.process"
     RECEIPT = "receipt.push"
     IDLE_NOTICE = "session.idle_notice"  # the car stopped drawing power: the idle fee, by push
+    CARD_REFUSED = "session.card_refused"  # an RFID card's hold was refused: tell the driver
     CHARGER_BACK = "charger.back"  # a charger reconnected: re-send what waits for it
     LOCAL_LIST = "charger.local_list"  # bring its local authorisation list in step
     # Periodic
