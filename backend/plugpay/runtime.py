@@ -275,7 +275,6 @@ def build_runtime(
     webhooks = WebhookService(uow, payments, reservations, charging, timeouts)
     transactions = TransactionService(transaction_store, charger_store, listener=pricing)
     chargers = ChargerService(charger_store, Argon2Hasher(), settings.heartbeat_interval)
-    chargers.on_back = charging.charger_back
     rfid = RfidService(
         uow,
         SqlRfidStore(db),
@@ -290,6 +289,12 @@ def build_runtime(
     charging.card_start = rfid.start_from_card
     local_lists = LocalListService(uow, SqlLocalListStore(db), commands)
     rfid.on_change = local_lists.queue
+
+    async def charger_back(charger_id: str) -> None:
+        await charging.charger_back(charger_id)
+        await local_lists.charger_back(charger_id)
+
+    chargers.on_back = charger_back
     services = Services(
         chargers=chargers,
         transactions=transactions,

@@ -141,6 +141,11 @@ def allocate_pinned(
     if not any(pinned) or all(pinned):
         return result, total
     quantum = _QUANTA.get(places) or Decimal(1).scaleb(-places)
+    if all(
+        not pin or result[i] == amounts[i].quantize(quantum, ROUNDING)
+        for i, pin in enumerate(pinned)
+    ):
+        return result, total  # the usual case: the fee kept its own rounding already
     fixed = {i: round_decimal(a, places) for i, a in enumerate(amounts) if pinned[i]}
     free = [i for i in range(len(amounts)) if not pinned[i]]
     base = [round_down(amounts[i], places) for i in free]

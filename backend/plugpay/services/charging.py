@@ -242,15 +242,7 @@ class ChargingService:
                 charger_id=charger_id,
                 kinds=frozenset({JobKind.SESSION_START, JobKind.SESSION_STOP, JobKind.LATE_STOP}),
             )
-            # Its local list may be older than the cards (or lost in a restart).
-            await uow.jobs.add(
-                NewJob(
-                    JobKind.LOCAL_LIST,
-                    f"local_list:{charger_id}",
-                    charger_id=charger_id,
-                    rearm=True,
-                )
-            )
+
             for session_id in await uow.sessions.stopping_on(charger_id):
                 record = await uow.sessions.get(session_id)
                 if record is not None and record.state == S.STOPPING:

@@ -13,6 +13,7 @@ charger comes back. OCPP 1.6 and 2.0.1 alike.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ from plugpay.services.ports.local_lists import Entries, LocalListStore
 from plugpay.services.ports.uow import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
+# A reconnect storm asks the database once in this long whether any cards exist.
+CARDS_CHECK_SECONDS = 10.0
 
 
 @dataclass
@@ -31,9 +34,13 @@ class LocalListService:
     uow: UnitOfWorkFactory
     store: LocalListStore
     commands: CommandService
+    _any_cards: bool = False
+    _checked_at: float = -1e9
 
     async def queue(self, charger_ids: Sequence[str] | None = None) -> None:
         """Bring these chargers' lists (every charger's: None) in step, from a job."""
+        if charger_ids is None:  # the cards changed: the next reconnect asks again
+            self._checked_at = -1e9
         chargers = list(charger_ids) if charger_ids is not None else await self.store.chargers()
         async with self.uow() as uow:
             for charger_id in chargers:
@@ -45,6 +52,16 @@ class LocalListService:
                         rearm=True,
                     )
                 )
+
+    async def charger_back(self, charger_id: str) -> None:
+        """A charger connected or booted: its list may be older than the cards (or
+        lost in a restart). Nothing to do, and no write, where there are no cards."""
+        now = time.monotonic()
+        if now - self._checked_at > CARDS_CHECK_SECONDS:
+            self._checked_at = now  # before the query: a storm of boots asks once
+            self._any_cards = bool(await self.store.wanted())
+        if self._any_cards:  # (cards all gone: their removal went out when they went)
+            await self.queue([charger_id])
 
     async def run_sync(self, job: Job) -> None:
         charger_id = str(job.charger_id)
