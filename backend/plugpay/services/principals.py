@@ -11,24 +11,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from plugpay.services.ports.accounts import Account
 from plugpay.services.ports.sessions import SessionRecord
 
 
-class Principal:
-    """Who is asking. A plain base class (not a union): the web layer injects it as
-    one type."""
+class Principal(ABC):
+    """Who is asking. An abstract base class (not a union): the web layer injects it
+    as one type."""
 
     capability_hashes: tuple[str, ...]
 
     @property
+    @abstractmethod
     def account_id(self) -> int | None:
-        raise NotImplementedError
+        """The signed-in account, None for a guest."""
 
+    @abstractmethod
     def owns(self, session: SessionRecord) -> bool:
-        raise NotImplementedError
+        """Whether this principal may see and act on ``session``."""
 
     @property
     def audiences(self) -> tuple[str, ...]:
