@@ -8,13 +8,12 @@ output formats.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from peers.npm import npm_ci
 
 PEER_DIR = Path(__file__).resolve().parent / "ocpp_rpc"
 SCRIPT = PEER_DIR / "charger.mjs"
@@ -31,35 +30,9 @@ class OcppRpcPeerError(RuntimeError):
 def ensure_ocpp_rpc_installed() -> str:
     """Install the locked npm dependencies once; return the path of `node`."""
     global _installed_node
-    if _installed_node:
-        return _installed_node
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        raise OcppRpcPeerError(
-            "the ocpp-rpc test peer needs Node.js >= 20 with npm on PATH"
-            " (e.g. apt-get install nodejs npm)"
-        )
-    marker = PEER_DIR / "node_modules" / "ocpp-rpc" / "package.json"
-    if not marker.exists():
-        # Parallel test workers: let only one of them run `npm ci`.
-        lock_path = Path(tempfile.gettempdir()) / "plugpay-ocpp-rpc-npm-ci.lock"
-        with open(lock_path, "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not marker.exists():
-                proc = subprocess.run(
-                    [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                    cwd=PEER_DIR,
-                    capture_output=True,
-                    text=True,
-                    timeout=300,
-                )
-                if proc.returncode != 0 or not marker.exists():
-                    raise OcppRpcPeerError(
-                        f"npm ci in {PEER_DIR} failed ({proc.returncode}):\n"
-                        f"{proc.stdout}{proc.stderr}"
-                    )
-    _installed_node = node
-    return node
+    if not _installed_node:
+        _installed_node = npm_ci(PEER_DIR, "ocpp-rpc", OcppRpcPeerError, "the ocpp-rpc test peer")
+    return _installed_node
 
 
 def _command(

@@ -10,11 +10,7 @@ with an error).
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
-import shutil
-import subprocess
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +18,8 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
+
+from peers.npm import npm_ci
 
 PEER_DIR = Path(__file__).resolve().parent / "oidc"
 SCRIPT = PEER_DIR / "provider.mjs"
@@ -33,31 +31,7 @@ class OidcPeerError(RuntimeError):
 
 def ensure_oidc_provider_installed() -> str:
     """Install the locked npm dependencies once; return the path of `node`."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        raise OidcPeerError(
-            "the oidc-provider test peer needs Node.js >= 20 with npm on PATH"
-            " (e.g. apt-get install nodejs npm)"
-        )
-    marker = PEER_DIR / "node_modules" / "oidc-provider" / "package.json"
-    if not marker.exists():
-        lock_path = Path(tempfile.gettempdir()) / "plugpay-oidc-provider-npm-ci.lock"
-        with open(lock_path, "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not marker.exists():
-                proc = subprocess.run(
-                    [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                    cwd=PEER_DIR,
-                    capture_output=True,
-                    text=True,
-                    timeout=300,
-                )
-                if proc.returncode != 0 or not marker.exists():
-                    raise OidcPeerError(
-                        f"oidc-provider: npm ci in {PEER_DIR} failed ({proc.returncode}):\n"
-                        f"{proc.stdout}{proc.stderr}"
-                    )
-    return node
+    return npm_ci(PEER_DIR, "oidc-provider", OidcPeerError, "the oidc-provider test peer")
 
 
 @asynccontextmanager
