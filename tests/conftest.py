@@ -74,6 +74,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         # Tests start many sessions from one address; the limits have tests of their own.
         "guest_starts_per_address": 10_000,
         "guest_starts_per_connector": 10_000,
+        # A booted charger's local list at once (its spread has a test of its own).
+        "local_list_delay": 0.2,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

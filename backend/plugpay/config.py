@@ -68,6 +68,9 @@ class Settings:
     guest_starts_per_connector: int = 10
     # How long a job stays with a worker that stopped renewing its lease (it died).
     job_lease_seconds: float = 30.0
+    # A booted charger's local authorisation list is checked within this long (it
+    # matters once the charger is offline; until then every card is asked online).
+    local_list_delay: float = 300.0
     # Who sells the charge, printed on every receipt (one operator for now).
     operator_name: str | None = None
     operator_address: str | None = None
@@ -212,6 +215,9 @@ def load_settings(
         push_allow_private=push_allow_private,
         job_lease_seconds=_seconds(
             "PLUGPAY_JOB_LEASE_SECONDS", get("PLUGPAY_JOB_LEASE_SECONDS"), "30"
+        ),
+        local_list_delay=_seconds(
+            "PLUGPAY_LOCAL_LIST_DELAY", get("PLUGPAY_LOCAL_LIST_DELAY"), "300"
         ),
         guest_starts_per_address=int(
             _decimal(

@@ -287,14 +287,13 @@ def build_runtime(
         timeouts,
     )
     charging.card_start = rfid.start_from_card
-    local_lists = LocalListService(uow, SqlLocalListStore(db), commands)
+    local_lists = LocalListService(
+        uow, SqlLocalListStore(db), commands, boot_delay=settings.local_list_delay
+    )
     rfid.on_change = local_lists.queue
-
-    async def charger_back(charger_id: str) -> None:
-        await charging.charger_back(charger_id)
-        await local_lists.charger_back(charger_id)
-
-    chargers.on_back = charger_back
+    chargers.on_back = charging.charger_back
+    chargers.boot_job = local_lists.boot_job
+    charging.spread_wake = {JobKind.LOCAL_LIST: settings.local_list_delay}
     services = Services(
         chargers=chargers,
         transactions=transactions,

@@ -58,3 +58,39 @@ async def test_the_chargers_list_follows_every_card_change(site: AccountSite, ve
     finally:
         await alice.aclose()
         await stop_sim(sim, task)
+
+
+async def test_a_card_linked_while_the_charger_is_offline_reaches_it_when_it_connects(
+    site: AccountSite,
+) -> None:
+    """The job finds the charger offline and waits for it (an hour, or until the charger
+    connects); the connection wakes it, so the list follows within seconds."""
+    sim, task = await running_sim(site.server, "1.6", max_backoff=0.5)
+    alice = await site.signed_in("alice")
+    try:
+        await save_card(alice, "approve")
+        await link_rfid(alice, "RFID-OFF1")
+
+        async def listed() -> bool:
+            return sim.local_list == {"RFID-OFF1": "Accepted"}
+
+        await eventually(listed)
+        await stop_sim(sim, task)
+        await link_rfid(alice, "RFID-OFF2")
+
+        async def parked() -> bool:
+            jobs = await site.server.runtime.jobs.listing()
+            return any(
+                j.kind == "charger.local_list" and j.last_error == "charger offline" for j in jobs
+            )
+
+        await eventually(parked)
+        sim, task = await running_sim(site.server, "1.6", max_backoff=0.5)
+
+        async def both() -> bool:
+            return sim.local_list == {"RFID-OFF1": "Accepted", "RFID-OFF2": "Accepted"}
+
+        await eventually(both, timeout=10)
+    finally:
+        await alice.aclose()
+        await stop_sim(sim, task)

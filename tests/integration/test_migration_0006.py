@@ -28,7 +28,7 @@ from plugpay.payments.demo_gateway import DemoGateway
 from plugpay.runtime import build_runtime
 from plugpay.services.ports import HoldRequest
 from plugpay.store import tables as t
-from plugpay.store.chargers import aware
+from plugpay.store.clock import aware
 from plugpay.store.database import Database, create_engine
 from plugpay.store.demo_payments import SqlDemoPaymentStore
 from plugpay.store.migrate import alembic_config, upgrade

@@ -32,7 +32,7 @@ from plugpay.services.live_pricing import to_sample, with_meter_stop
 from plugpay.sim.charger import Outbound, VirtualCharger
 from plugpay.sim.state import ConnectorState, iso
 from plugpay.store import tables as t
-from plugpay.store.chargers import aware
+from plugpay.store.clock import aware
 from support.server import free_port
 
 PASSWORD = "correct-horse-battery-staple"

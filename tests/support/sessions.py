@@ -17,7 +17,7 @@ from plugpay.services.ports import LoggedMessage, SessionRecord
 from plugpay.services.snapshots import publish
 from plugpay.sim.charger import VirtualCharger
 from plugpay.store import tables as t
-from plugpay.store.chargers import aware
+from plugpay.store.clock import aware
 from support.driver import PASSWORD, Phone, eventually
 from support.server import RunningServer
 

@@ -33,7 +33,7 @@ from plugpay.runtime import Runtime, build_runtime
 from plugpay.services.ports import SessionRecord
 from plugpay.services.ports.jobs import Job, JobState
 from plugpay.store import tables as t
-from plugpay.store.chargers import aware
+from plugpay.store.clock import aware
 from plugpay.store.database import Database
 from plugpay.store.jobs import job_of
 from support.databases import SqliteDatabases

@@ -19,6 +19,7 @@ from plugpay.services.ports import (
     NewCharger,
     PasswordHasher,
 )
+from plugpay.services.ports.jobs import NewJob
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ class ChargerService:
     heartbeat_interval: int = 300
     # Told when a charger connects or boots: commands waiting for it go out then.
     on_back: Callable[[str], Awaitable[None]] | None = None
+    # What a boot sets off, written with the boot (its local list checked).
+    boot_job: Callable[[str], Awaitable[NewJob | None]] | None = None
 
     async def add_charger(
         self,
@@ -136,7 +139,8 @@ class ChargerService:
 
     async def boot(self, charger_id: str, info: BootInfo, at: datetime) -> tuple[str, int]:
         """Record a BootNotification; answer (status, heartbeat interval)."""
-        await self.store.record_boot(charger_id, info, "Accepted", at)
+        job = await self.boot_job(charger_id) if self.boot_job is not None else None
+        await self.store.record_boot(charger_id, info, "Accepted", at, job)
         await self._back(charger_id)
         return "Accepted", self.heartbeat_interval
 

@@ -9,9 +9,10 @@ charger reports is applied to its session from a durable job, exactly once.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from plugpay.crashpoints import crash_point
 from plugpay.domain.errors import ChargerOffline, CommandFailed, CommandTimeout, NotFound
@@ -25,6 +26,8 @@ from plugpay.services.snapshots import publish
 
 log = logging.getLogger(__name__)
 S = SessionState
+# Jobs that wait for an offline charger: its connection makes them due at once.
+WAIT_FOR_CHARGER = frozenset({JobKind.SESSION_START, JobKind.SESSION_STOP, JobKind.LATE_STOP})
 
 # Seconds between tries to start on a charger that is not connected (yet).
 START_RETRY_SECONDS = 1.0
@@ -41,6 +44,10 @@ class ChargingService:
     sessions: SessionStore
     # The charge an RFID card started (set in runtime.py: RfidService.start_from_card).
     card_start: Callable[[int, str, datetime], Awaitable[object]] | None = None
+    # Jobs that wait for an offline charger and can wait a little longer: its
+    # connection makes them due at a random moment within so many seconds (a
+    # storm of reconnecting chargers is not also a storm of their commands).
+    spread_wake: dict[str, float] = field(default_factory=dict)
 
     # -- start ------------------------------------------------------------------
     async def run_start(self, job: Job) -> None:
@@ -238,10 +245,10 @@ class ChargingService:
     async def charger_back(self, charger_id: str) -> None:
         """A charger (re)connected or booted: what waits for it goes out now."""
         async with self.uow() as uow:
-            await uow.jobs.wake(
-                charger_id=charger_id,
-                kinds=frozenset({JobKind.SESSION_START, JobKind.SESSION_STOP, JobKind.LATE_STOP}),
-            )
+            await uow.jobs.wake(charger_id=charger_id, kinds=WAIT_FOR_CHARGER)
+            for kind, seconds in self.spread_wake.items():
+                later = utcnow() + timedelta(seconds=random.uniform(0.0, seconds))
+                await uow.jobs.wake(charger_id=charger_id, kinds=frozenset({kind}), at=later)
 
             for session_id in await uow.sessions.stopping_on(charger_id):
                 record = await uow.sessions.get(session_id)

@@ -6,20 +6,27 @@ plugpay last had accepted, it sends only what changed (a Differential update:
 new and changed cards, and cards to remove); otherwise, or when a differential
 update is refused, the whole list (Full). What the charger accepted is kept with
 its version, so a charger restarted with an old list gets the full one again.
-The job runs on every card change, every saved-card change and every time a
-charger comes back. OCPP 1.6 and 2.0.1 alike.
+The job runs on every card change, every saved-card change and after every
+boot (a restarted charger may have lost its list): written with the boot, due a
+random moment within ``boot_delay`` seconds, so that a storm of reconnecting
+chargers is not also a storm of commands and writes. A job that finds its
+charger offline waits for it (the charger's connection wakes it). OCPP 1.6 and
+2.0.1 alike.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from plugpay.domain.errors import ChargerOffline, CommandFailed, CommandTimeout, InvalidInput
 from plugpay.services.commands import CommandService
+from plugpay.services.jobs import RetryLater
 from plugpay.services.ports.jobs import Job, JobKind, NewJob
 from plugpay.services.ports.local_lists import Entries, LocalListStore
 from plugpay.services.ports.uow import UnitOfWorkFactory
@@ -27,6 +34,8 @@ from plugpay.services.ports.uow import UnitOfWorkFactory
 log = logging.getLogger(__name__)
 # A reconnect storm asks the database once in this long whether any cards exist.
 CARDS_CHECK_SECONDS = 10.0
+# A job whose charger is offline looks again this long after (or when it connects).
+OFFLINE_RETRY_SECONDS = 3600.0
 
 
 @dataclass
@@ -34,6 +43,7 @@ class LocalListService:
     uow: UnitOfWorkFactory
     store: LocalListStore
     commands: CommandService
+    boot_delay: float = 300.0
     _any_cards: bool = False
     _checked_at: float = -1e9
 
@@ -53,15 +63,23 @@ class LocalListService:
                     )
                 )
 
-    async def charger_back(self, charger_id: str) -> None:
-        """A charger connected or booted: its list may be older than the cards (or
-        lost in a restart). Nothing to do, and no write, where there are no cards."""
-        now = time.monotonic()
-        if now - self._checked_at > CARDS_CHECK_SECONDS:
-            self._checked_at = now  # before the query: a storm of boots asks once
+    async def boot_job(self, charger_id: str) -> NewJob | None:
+        """The check a charger's boot sets off, to write with the boot; none where
+        there are no cards (asked once in a while, not at every boot of a storm)."""
+        moment = time.monotonic()
+        if moment - self._checked_at > CARDS_CHECK_SECONDS:
+            self._checked_at = moment  # before the query: a storm of boots asks once
             self._any_cards = bool(await self.store.wanted())
-        if self._any_cards:  # (cards all gone: their removal went out when they went)
-            await self.queue([charger_id])
+        if not self._any_cards:  # (cards all gone: their removal went out when they went)
+            return None
+        delay = random.uniform(min(1.0, self.boot_delay), self.boot_delay)
+        return NewJob(
+            JobKind.LOCAL_LIST,
+            f"local_list:{charger_id}",
+            charger_id=charger_id,
+            run_at=datetime.now(UTC) + timedelta(seconds=delay),
+            rearm=True,
+        )
 
     async def run_sync(self, job: Job) -> None:
         charger_id = str(job.charger_id)
@@ -87,7 +105,7 @@ class LocalListService:
             else:
                 log.warning("charger %s refused its full local list", charger_id)
         except ChargerOffline:
-            return  # sent when it comes back (charger_back queues this job again)
+            raise RetryLater("charger offline", OFFLINE_RETRY_SECONDS) from None
         except (CommandFailed, CommandTimeout) as exc:
             log.info("charger %s: local list not updated (%s)", charger_id, exc)
         except InvalidInput as exc:  # a list our own schema check refuses: a person looks

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plugpay.services.ports.accounts import Account, Device, SignInAttempt, VerifiedIdentity
 from plugpay.store import tables as t
-from plugpay.store.chargers import aware
+from plugpay.store.clock import aware
 from plugpay.store.database import Database
 
 _A = t.accounts

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plugpay.services.ports.cards import NewCard, SavedCard
 from plugpay.store import tables as t
-from plugpay.store.chargers import aware
+from plugpay.store.clock import aware
 from plugpay.store.database import Database
 
 _C = t.saved_cards

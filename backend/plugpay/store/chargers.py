@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, exists, insert, select, update
@@ -11,9 +11,12 @@ from sqlalchemy.exc import IntegrityError
 
 from plugpay.domain.errors import AlreadyExists
 from plugpay.services.ports import BootInfo, ChargerView, ConnectorView, NewCharger
+from plugpay.services.ports.jobs import NewJob
 from plugpay.store import tables as t
 from plugpay.store.batches import one_row
+from plugpay.store.clock import aware, now
 from plugpay.store.database import Database
+from plugpay.store.jobs import insert_job
 from plugpay.store.writer import BatchWriter
 
 _CARD = t.saved_cards
@@ -28,17 +31,6 @@ _ID_TAG = select(
     )
     .label("has_card"),
 ).where(t.id_tags.c.id_tag == bindparam("id_tag"))
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 class SqlChargerStore:
@@ -208,8 +200,12 @@ class SqlChargerStore:
         async with self.db.begin() as conn:
             await conn.execute(query.values(connected=False, disconnected_at=at))
 
-    async def record_boot(self, charger_id: str, info: BootInfo, status: str, at: datetime) -> None:
+    async def record_boot(
+        self, charger_id: str, info: BootInfo, status: str, at: datetime, job: NewJob | None = None
+    ) -> None:
         async with self.db.begin() as conn:
+            if job is not None:
+                await insert_job(conn, self.db.is_sqlite, job)
             await conn.execute(
                 update(t.chargers)
                 .where(t.chargers.c.id == charger_id)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from plugpay.store import tables as t
-from plugpay.store.chargers import now
+from plugpay.store.clock import now
 from plugpay.store.database import Database
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from plugpay.services.ports.jobs import Job, JobState, NewJob
 from plugpay.store import tables as t
 from plugpay.store.batches import Program, Row, Rows, Step
-from plugpay.store.chargers import aware, now
+from plugpay.store.clock import aware, now
 from plugpay.store.database import Database
 from plugpay.store.writer import BatchWriter
 
@@ -125,17 +125,20 @@ class SqlJobRepository:
         )
         return job_of(row) if row else None
 
-    async def wake(self, *, charger_id: str, kinds: frozenset[str]) -> int:
+    async def wake(
+        self, *, charger_id: str, kinds: frozenset[str], at: datetime | None = None
+    ) -> int:
         stamp = now()
+        due = at if at is not None and at > stamp else stamp
         result = await self.conn.execute(
             update(_J)
             .where(
                 _J.c.charger_id == charger_id,
                 _J.c.state == JobState.PENDING,
                 _J.c.kind.in_(sorted(kinds)),
-                _J.c.run_at > stamp,
+                _J.c.run_at > due,
             )
-            .values(run_at=stamp, updated_at=stamp)
+            .values(run_at=due, updated_at=stamp)
         )
         self.added += result.rowcount
         return int(result.rowcount)

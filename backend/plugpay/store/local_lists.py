@@ -9,7 +9,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from plugpay.store import tables as t
-from plugpay.store.chargers import aware, now
+from plugpay.store.clock import aware, now
 from plugpay.store.database import Database
 
 _L = t.local_lists

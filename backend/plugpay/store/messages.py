@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select
 
 from plugpay.services.ports import LoggedMessage
 from plugpay.store import tables as t
-from plugpay.store.chargers import aware
+from plugpay.store.clock import aware
 from plugpay.store.database import Database
 from plugpay.store.writer import BatchWriter
 

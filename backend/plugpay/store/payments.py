@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from plugpay.domain.ledger import Account, Journal, Movement
 from plugpay.services.ports.ledger import PaymentRecord, RefundRecord
 from plugpay.store import tables as t
-from plugpay.store.chargers import aware, now
+from plugpay.store.clock import aware, now
 from plugpay.store.database import Database
 
 _P = t.payments

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plugpay.services.ports.rfid import RfidCard
 from plugpay.store import tables as t
-from plugpay.store.chargers import aware
+from plugpay.store.clock import aware
 from plugpay.store.database import Database
 
 _T = t.id_tags

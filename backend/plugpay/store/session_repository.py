@@ -20,7 +20,7 @@ from plugpay.services.ports import (
     TransactionInfo,
 )
 from plugpay.store import tables as t
-from plugpay.store.chargers import now
+from plugpay.store.clock import now
 from plugpay.store.sessions import session_record, transaction_info_of
 
 log = logging.getLogger(__name__)

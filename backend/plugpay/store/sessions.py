@@ -18,7 +18,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from plugpay.services.ports import PushSubscription, Reading, SessionRecord, TransactionInfo
 from plugpay.store import tables as t
 from plugpay.store.batches import Row, one_row
-from plugpay.store.chargers import aware, now
+from plugpay.store.clock import aware, now
 from plugpay.store.database import Database
 from plugpay.store.writer import BatchWriter
 

@@ -501,7 +501,7 @@ jobs = Table(
     Column("done_at", utc(), nullable=True),
     Index("ix_jobs_state_run_at", "state", "run_at"),
     Index("ix_jobs_session_id", "session_id"),
-    Index("ix_jobs_charger_id", "charger_id"),
+    Index("ix_jobs_charger_state_run_at", "charger_id", "state", "run_at"),
 )
 
 webhook_events = Table(

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from plugpay.services.ports import ConnectorPlace, StoredTariff
 from plugpay.store import tables as t
-from plugpay.store.chargers import now
+from plugpay.store.clock import now
 from plugpay.store.database import Database
 
 

@@ -28,7 +28,7 @@ from plugpay.services.ports import EventInput, TransactionRef
 from plugpay.services.ports.jobs import NewJob
 from plugpay.store import tables as t
 from plugpay.store.batches import Program, Row, Step
-from plugpay.store.chargers import aware, now
+from plugpay.store.clock import aware, now
 from plugpay.store.jobs import job_values
 from plugpay.store.readings import BEGIN, END, latest, merge_readings, merge_statement, reading_for
 from plugpay.store.readings import reading_rows as rows_of

@@ -23,7 +23,7 @@ from plugpay.services.ports import (
     TransactionRef,
 )
 from plugpay.store import tables as t
-from plugpay.store.chargers import aware, now
+from plugpay.store.clock import aware, now
 from plugpay.store.database import Database
 from plugpay.store.jobs import insert_job
 from plugpay.store.readings import END, latest, reading_rows, store_readings

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from plugpay.services.ports.webhooks import StoredEvent
 from plugpay.store import tables as t
-from plugpay.store.chargers import aware, now
+from plugpay.store.clock import aware, now
 
 _W = t.webhook_events
 

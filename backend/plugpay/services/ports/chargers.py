@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from plugpay.services.ports.jobs import NewJob
+
 
 @dataclass(frozen=True, slots=True)
 class NewCharger:
@@ -82,8 +84,11 @@ class ChargerStore(Protocol):
         ...
 
     async def record_boot(
-        self, charger_id: str, info: BootInfo, status: str, at: datetime
-    ) -> None: ...
+        self, charger_id: str, info: BootInfo, status: str, at: datetime, job: NewJob | None = None
+    ) -> None:
+        """``job``: what a boot sets off (its local list checked), in the same transaction."""
+        ...
+
     def record_heartbeat(self, charger_id: str, at: datetime) -> None: ...
     async def record_status(
         self, charger_id: str, connector_id: int, status: str, error_code: str | None, at: datetime

@@ -91,8 +91,11 @@ class JobRepository(Protocol):
         """The job with ``key`` while it is pending or running."""
         ...
 
-    async def wake(self, *, charger_id: str, kinds: frozenset[str]) -> int:
-        """Make the pending jobs of ``kinds`` for a charger due now (it just came back)."""
+    async def wake(
+        self, *, charger_id: str, kinds: frozenset[str], at: datetime | None = None
+    ) -> int:
+        """Make the pending jobs of ``kinds`` for a charger due now, or by ``at`` (it
+        just came back)."""
         ...
 
 
