@@ -367,6 +367,7 @@ def build_runtime(
         JobKind.RELEASE: settlement.run_release,
         JobKind.RECEIPT: settlement.run_receipt,
         JobKind.REFUND: refunds.run_refund,
+        JobKind.DELETE_CUSTOMER: services.cards.run_delete_customer,
         JobKind.WEBHOOK: webhooks.run,
         JobKind.SWEEP_SESSIONS: deadlines.run,
         JobKind.PURGE_MESSAGE_LOG: runtime.purge_message_log,

@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from plugpay.domain.session import Reason
-from plugpay.services.ports import PaymentUnavailable
+from plugpay.services.ports import PaymentDeclined, PaymentUnavailable
 from plugpay.store import tables as t
 from support.accounts import AccountSite, account_site
 from support.driver import csrf_of, demo_site, eventually, running_sim, stop_sim
@@ -256,3 +256,47 @@ async def test_a_one_tap_hold_whose_answer_was_lost_is_found_and_released(
         runtime.use_payments(real)
         await alice.aclose()
         await stop_sim(sim, task)
+
+
+async def test_a_deleted_account_leaves_no_customer_or_card_at_the_provider(
+    site: AccountSite,
+) -> None:
+    alice = await site.signed_in("alice")
+    try:
+        assert (await save_card(alice, "approve")).status_code == 303
+        me = await site.account_id("alice")
+        gateway = site.server.runtime.payments
+        async with site.server.runtime.db.connect() as conn:
+            customer = (
+                await conn.execute(
+                    select(t.payment_customers.c.customer_ref).where(
+                        t.payment_customers.c.account_id == me
+                    )
+                )
+            ).scalar_one()
+        assert len(await gateway.list_methods(customer)) == 1
+        confirm = await alice.get("/me/delete")
+        deleted = await alice.post("/me/delete", data={"_csrf_token": csrf_of(confirm.text)})
+        assert deleted.status_code == 200 and "Your account is deleted" in deleted.text
+
+        async def forgotten() -> bool:
+            try:
+                await gateway.list_methods(customer)
+            except PaymentDeclined:
+                return True
+            return False
+
+        await eventually(forgotten)
+        async with site.server.runtime.db.connect() as conn:
+            job = (
+                (
+                    await conn.execute(
+                        select(t.jobs).where(t.jobs.c.kind == "payment.delete_customer")
+                    )
+                )
+                .mappings()
+                .one()
+            )
+        assert job["state"] == "done" and job["payload"]["customer_ref"] == customer
+    finally:
+        await alice.aclose()

@@ -352,6 +352,19 @@ async def test_a_forgotten_card_is_no_longer_listed(provider: Provider) -> None:
     assert await gateway.list_methods(customer) == []
 
 
+async def test_a_deleted_customer_is_gone_with_its_cards(provider: Provider) -> None:
+    gateway = provider.gateway
+    customer, method = await saved_card(provider, "visa")
+
+    await gateway.delete_customer(customer)
+    await gateway.delete_customer(customer)  # a repeat is done already
+
+    with pytest.raises(PaymentDeclined):
+        await gateway.list_methods(customer)
+    with pytest.raises(PaymentDeclined):
+        await gateway.create_off_session_hold(hold_request(5000), customer, method)
+
+
 # -- amounts in Stripe's units ------------------------------------------------------------
 async def test_amounts_stripe_cannot_take_are_refused_before_any_request(
     provider: Provider,

@@ -111,6 +111,20 @@ class DemoCards(DemoBase):
             customer["methods"] = [m for m in customer["methods"] if m != method_ref]
             await self._store.save(customer_ref, customer)
 
+    async def delete_customer(self, customer_ref: str) -> None:
+        """The customer forgets who it was and its cards; it is unknown afterwards."""
+        self.api_calls += 1
+        async with self._lock:
+            known = customer_ref.startswith("demo_cus_")
+            record = await self._store.load(customer_ref) if known else None
+            if record is None or record.get("deleted"):
+                return
+            for method_ref in record["methods"]:
+                method = await self._store.load(method_ref)
+                if method is not None:
+                    await self._store.save(method_ref, {**method, "attached": False})
+            await self._store.save(customer_ref, {"deleted": True, "methods": []})
+
     async def create_off_session_hold(
         self, request: HoldRequest, customer_ref: str, method_ref: str
     ) -> PaymentState:
@@ -212,7 +226,10 @@ class DemoCards(DemoBase):
         )
 
     async def _customer(self, ref: str) -> dict[str, Any]:
-        return await self._record(ref, "demo_cus_", wording.UNKNOWN_CUSTOMER)
+        record = await self._record(ref, "demo_cus_", wording.UNKNOWN_CUSTOMER)
+        if record.get("deleted"):
+            raise PaymentDeclined(wording.UNKNOWN_CUSTOMER)
+        return record
 
     async def _setup(self, ref: str) -> dict[str, Any]:
         return await self._record(ref, "demo_seti_", wording.UNKNOWN_SETUP)

@@ -101,6 +101,17 @@ class StripeCards(StripeBase):
             if method_customer(method) is not None:
                 raise PaymentDeclined(str(refused)) from refused.__cause__
 
+    async def delete_customer(self, customer_ref: str) -> None:
+        """Delete the customer (Stripe detaches its cards). A customer Stripe does
+        not know (deleted already) is done."""
+        try:
+            await self._request(
+                lambda: self._client.v1.customers.delete_async(customer_ref),
+                wording.UNKNOWN_CUSTOMER,
+            )
+        except PaymentDeclined:
+            return
+
     async def create_off_session_hold(
         self, request: HoldRequest, customer_ref: str, method_ref: str
     ) -> PaymentState:

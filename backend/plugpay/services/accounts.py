@@ -33,6 +33,7 @@ from plugpay.services.ports.accounts import (
     SignInAttempt,
     SignInRefused,
 )
+from plugpay.services.ports.jobs import JobKind, NewJob
 from plugpay.services.ports.uow import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -174,10 +175,21 @@ class SignInService:
         return SignInResult(account, token, attempt.return_to or "/me", claimed)
 
     async def delete_account(self, account: Account) -> None:
-        """Raises AccountBusy while a charge of the account is not finished."""
+        """Personal data goes, receipts and payments stay (anonymised); the account's
+        customers at the payment provider, with the cards saved on them, are deleted
+        there by a job written in the same transaction. Raises AccountBusy while a
+        charge of the account is not finished."""
         async with self.uow() as uow:
             if await uow.accounts.unfinished_sessions(account.id, sorted(FINAL_STATES)):
                 raise AccountBusy("a charge of this account is not finished yet")
+            for provider, customer_ref in await uow.cards.customers(account.id):
+                await uow.jobs.add(
+                    NewJob(
+                        JobKind.DELETE_CUSTOMER,
+                        f"delete_customer:{provider}:{customer_ref}",
+                        {"provider": provider, "customer_ref": customer_ref},
+                    )
+                )
             await uow.accounts.delete(account.id, self.clock())
         log.info("account %s deleted", account.id)
 

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from plugpay.domain.errors import NotFound
+from plugpay.services.jobs import GiveUp, RetryLater, backoff
 from plugpay.services.ports.accounts import Account
 from plugpay.services.ports.cards import CardStore, NewCard, SavedCard
+from plugpay.services.ports.jobs import Job
 from plugpay.services.ports.payments import (
     DemoSetupForm,
     PaymentDeclined,
@@ -159,14 +161,16 @@ class SavedCardService:
                 await uow.cards.remove(current, self.clock())
         await self._changed()
 
-    async def detach(self, method_refs: list[str]) -> None:
-        """Forget cards at the provider that plugpay forgot already (a deleted
-        account's); one that fails is logged and left to the provider's own expiry."""
-        for ref in method_refs:
-            try:
-                await self.payments.detach_method(ref)
-            except (PaymentUnavailable, PaymentDeclined) as exc:
-                log.warning("card %s of a deleted account not detached: %s", ref, exc)
+    async def run_delete_customer(self, job: Job) -> None:
+        """Delete a deleted account's customer, and so its cards, at the provider
+        (job ``payment.delete_customer``); tried again while the provider is down."""
+        provider, ref = str(job.payload["provider"]), str(job.payload["customer_ref"])
+        if provider != self.payments.name:
+            raise GiveUp(f"customer {ref} is at {provider}, not at {self.payments.name}")
+        try:
+            await self.payments.delete_customer(ref)
+        except PaymentUnavailable as exc:
+            raise RetryLater(str(exc), backoff(job.attempts, base=5.0, cap=600.0)) from None
 
     async def make_default(self, account: Account, card_id: int) -> None:
         async with self.uow() as uow:

@@ -47,6 +47,14 @@ class SqlCardRepository:
         value = ref.scalar_one_or_none()
         return str(value) if value is not None else None
 
+    async def customers(self, account_id: int) -> list[tuple[str, str]]:
+        rows = await self.conn.execute(
+            select(_P.c.provider, _P.c.customer_ref)
+            .where(_P.c.account_id == account_id)
+            .order_by(_P.c.provider)
+        )
+        return [(str(provider), str(ref)) for provider, ref in rows]
+
     async def add_customer(
         self, account_id: int, provider: str, customer_ref: str, now: datetime
     ) -> str:

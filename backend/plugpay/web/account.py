@@ -211,14 +211,12 @@ async def delete_page(request: Req, driver: SignedIn) -> Response[Any]:
 
 @post("/me/delete", include_in_schema=False)
 async def delete_account(
-    request: Req, driver: SignedIn, sign_in: SignIn, cards: Cards, web: Web
+    request: Req, driver: SignedIn, sign_in: SignIn, web: Web
 ) -> Response[Any]:
-    saved = [card.method_ref for card in await cards.cards(driver.account_id)]
     try:
         await sign_in.delete_account(driver.account)
     except AccountBusy:
         return page(request, "delete_account.html", 409, account=driver.account, busy=True)
-    await cards.detach(saved)
     _ = translator(pick_language(request.headers.get("accept-language")))
     response = page(
         request,

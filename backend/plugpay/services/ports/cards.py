@@ -41,6 +41,10 @@ class CardRepository(Protocol):
     """Inside a unit of work."""
 
     async def customer_of(self, account_id: int, provider: str) -> str | None: ...
+    async def customers(self, account_id: int) -> list[tuple[str, str]]:
+        """(provider, customer ref) of every customer the account has."""
+        ...
+
     async def add_customer(
         self, account_id: int, provider: str, customer_ref: str, now: datetime
     ) -> str:

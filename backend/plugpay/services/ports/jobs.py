@@ -21,6 +21,7 @@ class JobKind(StrEnum):
     # A one-tap hold asked for but never recorded (provider down, crash): found, released
     RECOVER_HOLD = "payment.recover_hold"
     REFUND = "payment.refund"
+    DELETE_CUSTOMER = "payment.delete_customer"  # a deleted account's customer and cards
     WEBHOOK = "webhook.process"
     RECEIPT = "receipt.push"
     IDLE_NOTICE = "session.idle_notice"  # the car stopped drawing power: the idle fee, by push

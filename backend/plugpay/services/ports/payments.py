@@ -216,6 +216,11 @@ class PaymentGateway(Protocol):
         """Forget a saved card; forgetting a forgotten card is not an error."""
         ...
 
+    async def delete_customer(self, customer_ref: str) -> None:
+        """Forget the customer and every card saved on it (an account deleted);
+        forgetting a forgotten customer is not an error."""
+        ...
+
     async def create_off_session_hold(
         self, request: HoldRequest, customer_ref: str, method_ref: str
     ) -> PaymentState:
